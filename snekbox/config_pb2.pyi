@@ -1,0 +1,344 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LISTEN: _ClassVar[Mode]
+    ONCE: _ClassVar[Mode]
+    RERUN: _ClassVar[Mode]
+    EXECVE: _ClassVar[Mode]
+
+class LogLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DEBUG: _ClassVar[LogLevel]
+    INFO: _ClassVar[LogLevel]
+    WARNING: _ClassVar[LogLevel]
+    ERROR: _ClassVar[LogLevel]
+    FATAL: _ClassVar[LogLevel]
+
+class RLimit(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VALUE: _ClassVar[RLimit]
+    SOFT: _ClassVar[RLimit]
+    HARD: _ClassVar[RLimit]
+    INF: _ClassVar[RLimit]
+LISTEN: Mode
+ONCE: Mode
+RERUN: Mode
+EXECVE: Mode
+DEBUG: LogLevel
+INFO: LogLevel
+WARNING: LogLevel
+ERROR: LogLevel
+FATAL: LogLevel
+VALUE: RLimit
+SOFT: RLimit
+HARD: RLimit
+INF: RLimit
+
+class IdMap(_message.Message):
+    __slots__ = ("inside_id", "outside_id", "count", "use_newidmap")
+    INSIDE_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTSIDE_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    USE_NEWIDMAP_FIELD_NUMBER: _ClassVar[int]
+    inside_id: str
+    outside_id: str
+    count: int
+    use_newidmap: bool
+    def __init__(self, inside_id: _Optional[str] = ..., outside_id: _Optional[str] = ..., count: _Optional[int] = ..., use_newidmap: _Optional[bool] = ...) -> None: ...
+
+class MountPt(_message.Message):
+    __slots__ = ("src", "prefix_src_env", "src_content", "dst", "prefix_dst_env", "fstype", "options", "is_bind", "rw", "is_dir", "mandatory", "is_symlink", "nosuid", "nodev", "noexec")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_SRC_ENV_FIELD_NUMBER: _ClassVar[int]
+    SRC_CONTENT_FIELD_NUMBER: _ClassVar[int]
+    DST_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_DST_ENV_FIELD_NUMBER: _ClassVar[int]
+    FSTYPE_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    IS_BIND_FIELD_NUMBER: _ClassVar[int]
+    RW_FIELD_NUMBER: _ClassVar[int]
+    IS_DIR_FIELD_NUMBER: _ClassVar[int]
+    MANDATORY_FIELD_NUMBER: _ClassVar[int]
+    IS_SYMLINK_FIELD_NUMBER: _ClassVar[int]
+    NOSUID_FIELD_NUMBER: _ClassVar[int]
+    NODEV_FIELD_NUMBER: _ClassVar[int]
+    NOEXEC_FIELD_NUMBER: _ClassVar[int]
+    src: str
+    prefix_src_env: str
+    src_content: bytes
+    dst: str
+    prefix_dst_env: str
+    fstype: str
+    options: str
+    is_bind: bool
+    rw: bool
+    is_dir: bool
+    mandatory: bool
+    is_symlink: bool
+    nosuid: bool
+    nodev: bool
+    noexec: bool
+    def __init__(self, src: _Optional[str] = ..., prefix_src_env: _Optional[str] = ..., src_content: _Optional[bytes] = ..., dst: _Optional[str] = ..., prefix_dst_env: _Optional[str] = ..., fstype: _Optional[str] = ..., options: _Optional[str] = ..., is_bind: _Optional[bool] = ..., rw: _Optional[bool] = ..., is_dir: _Optional[bool] = ..., mandatory: _Optional[bool] = ..., is_symlink: _Optional[bool] = ..., nosuid: _Optional[bool] = ..., nodev: _Optional[bool] = ..., noexec: _Optional[bool] = ...) -> None: ...
+
+class Exe(_message.Message):
+    __slots__ = ("path", "arg", "arg0", "exec_fd")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    ARG_FIELD_NUMBER: _ClassVar[int]
+    ARG0_FIELD_NUMBER: _ClassVar[int]
+    EXEC_FD_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    arg: _containers.RepeatedScalarFieldContainer[str]
+    arg0: str
+    exec_fd: bool
+    def __init__(self, path: _Optional[str] = ..., arg: _Optional[_Iterable[str]] = ..., arg0: _Optional[str] = ..., exec_fd: _Optional[bool] = ...) -> None: ...
+
+class NsJailConfig(_message.Message):
+    __slots__ = ("name", "description", "mode", "hostname", "cwd", "no_pivotroot", "port", "bindhost", "max_conns", "max_conns_per_ip", "time_limit", "daemon", "max_cpus", "nice_level", "log_fd", "log_file", "log_level", "keep_env", "envar", "keep_caps", "cap", "silent", "skip_setsid", "stderr_to_null", "pass_fd", "disable_no_new_privs", "forward_signals", "disable_tsc", "rlimit_as", "rlimit_as_type", "rlimit_core", "rlimit_core_type", "rlimit_cpu", "rlimit_cpu_type", "rlimit_fsize", "rlimit_fsize_type", "rlimit_nofile", "rlimit_nofile_type", "rlimit_nproc", "rlimit_nproc_type", "rlimit_stack", "rlimit_stack_type", "rlimit_memlock", "rlimit_memlock_type", "rlimit_rtprio", "rlimit_rtprio_type", "rlimit_msgqueue", "rlimit_msgqueue_type", "disable_rl", "persona_addr_compat_layout", "persona_mmap_page_zero", "persona_read_implies_exec", "persona_addr_limit_3gb", "persona_addr_no_randomize", "clone_newnet", "clone_newuser", "clone_newns", "clone_newpid", "clone_newipc", "clone_newuts", "clone_newcgroup", "clone_newtime", "uidmap", "gidmap", "mount_proc", "mount", "seccomp_policy_file", "seccomp_string", "seccomp_log", "cgroup_mem_max", "cgroup_mem_memsw_max", "cgroup_mem_swap_max", "cgroup_mem_mount", "cgroup_mem_parent", "cgroup_pids_max", "cgroup_pids_mount", "cgroup_pids_parent", "cgroup_net_cls_classid", "cgroup_net_cls_mount", "cgroup_net_cls_parent", "cgroup_cpu_ms_per_sec", "cgroup_cpu_mount", "cgroup_cpu_parent", "cgroupv2_mount", "use_cgroupv2", "detect_cgroupv2", "iface_no_lo", "iface_own", "macvlan_iface", "macvlan_vs_ip", "macvlan_vs_nm", "macvlan_vs_gw", "macvlan_vs_ma", "macvlan_vs_mo", "user_net", "exec_bin")
+    class UserNet(_message.Message):
+        __slots__ = ("enable", "ports_map_only", "ip", "mask", "gw", "ip6", "mask6", "gw6", "ns_iface", "tcp_map_in", "udp_map_in", "tcp_map_out", "udp_map_out", "enable_ip4_dhcp", "enable_dns", "dns_forward", "enable_tcp", "enable_udp", "enable_icmp", "no_map_gw", "enable_ip6_dhcp", "enable_ip6_ra")
+        ENABLE_FIELD_NUMBER: _ClassVar[int]
+        PORTS_MAP_ONLY_FIELD_NUMBER: _ClassVar[int]
+        IP_FIELD_NUMBER: _ClassVar[int]
+        MASK_FIELD_NUMBER: _ClassVar[int]
+        GW_FIELD_NUMBER: _ClassVar[int]
+        IP6_FIELD_NUMBER: _ClassVar[int]
+        MASK6_FIELD_NUMBER: _ClassVar[int]
+        GW6_FIELD_NUMBER: _ClassVar[int]
+        NS_IFACE_FIELD_NUMBER: _ClassVar[int]
+        TCP_MAP_IN_FIELD_NUMBER: _ClassVar[int]
+        UDP_MAP_IN_FIELD_NUMBER: _ClassVar[int]
+        TCP_MAP_OUT_FIELD_NUMBER: _ClassVar[int]
+        UDP_MAP_OUT_FIELD_NUMBER: _ClassVar[int]
+        ENABLE_IP4_DHCP_FIELD_NUMBER: _ClassVar[int]
+        ENABLE_DNS_FIELD_NUMBER: _ClassVar[int]
+        DNS_FORWARD_FIELD_NUMBER: _ClassVar[int]
+        ENABLE_TCP_FIELD_NUMBER: _ClassVar[int]
+        ENABLE_UDP_FIELD_NUMBER: _ClassVar[int]
+        ENABLE_ICMP_FIELD_NUMBER: _ClassVar[int]
+        NO_MAP_GW_FIELD_NUMBER: _ClassVar[int]
+        ENABLE_IP6_DHCP_FIELD_NUMBER: _ClassVar[int]
+        ENABLE_IP6_RA_FIELD_NUMBER: _ClassVar[int]
+        enable: bool
+        ports_map_only: bool
+        ip: str
+        mask: str
+        gw: str
+        ip6: str
+        mask6: str
+        gw6: str
+        ns_iface: str
+        tcp_map_in: str
+        udp_map_in: str
+        tcp_map_out: str
+        udp_map_out: str
+        enable_ip4_dhcp: bool
+        enable_dns: bool
+        dns_forward: str
+        enable_tcp: bool
+        enable_udp: bool
+        enable_icmp: bool
+        no_map_gw: bool
+        enable_ip6_dhcp: bool
+        enable_ip6_ra: bool
+        def __init__(self, enable: _Optional[bool] = ..., ports_map_only: _Optional[bool] = ..., ip: _Optional[str] = ..., mask: _Optional[str] = ..., gw: _Optional[str] = ..., ip6: _Optional[str] = ..., mask6: _Optional[str] = ..., gw6: _Optional[str] = ..., ns_iface: _Optional[str] = ..., tcp_map_in: _Optional[str] = ..., udp_map_in: _Optional[str] = ..., tcp_map_out: _Optional[str] = ..., udp_map_out: _Optional[str] = ..., enable_ip4_dhcp: _Optional[bool] = ..., enable_dns: _Optional[bool] = ..., dns_forward: _Optional[str] = ..., enable_tcp: _Optional[bool] = ..., enable_udp: _Optional[bool] = ..., enable_icmp: _Optional[bool] = ..., no_map_gw: _Optional[bool] = ..., enable_ip6_dhcp: _Optional[bool] = ..., enable_ip6_ra: _Optional[bool] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    CWD_FIELD_NUMBER: _ClassVar[int]
+    NO_PIVOTROOT_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    BINDHOST_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONNS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONNS_PER_IP_FIELD_NUMBER: _ClassVar[int]
+    TIME_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    DAEMON_FIELD_NUMBER: _ClassVar[int]
+    MAX_CPUS_FIELD_NUMBER: _ClassVar[int]
+    NICE_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    LOG_FD_FIELD_NUMBER: _ClassVar[int]
+    LOG_FILE_FIELD_NUMBER: _ClassVar[int]
+    LOG_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    KEEP_ENV_FIELD_NUMBER: _ClassVar[int]
+    ENVAR_FIELD_NUMBER: _ClassVar[int]
+    KEEP_CAPS_FIELD_NUMBER: _ClassVar[int]
+    CAP_FIELD_NUMBER: _ClassVar[int]
+    SILENT_FIELD_NUMBER: _ClassVar[int]
+    SKIP_SETSID_FIELD_NUMBER: _ClassVar[int]
+    STDERR_TO_NULL_FIELD_NUMBER: _ClassVar[int]
+    PASS_FD_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_NO_NEW_PRIVS_FIELD_NUMBER: _ClassVar[int]
+    FORWARD_SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_TSC_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_AS_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_AS_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_CORE_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_CORE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_CPU_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_CPU_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_FSIZE_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_FSIZE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_NOFILE_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_NOFILE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_NPROC_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_NPROC_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_STACK_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_STACK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_MEMLOCK_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_MEMLOCK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_RTPRIO_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_RTPRIO_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_MSGQUEUE_FIELD_NUMBER: _ClassVar[int]
+    RLIMIT_MSGQUEUE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_RL_FIELD_NUMBER: _ClassVar[int]
+    PERSONA_ADDR_COMPAT_LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    PERSONA_MMAP_PAGE_ZERO_FIELD_NUMBER: _ClassVar[int]
+    PERSONA_READ_IMPLIES_EXEC_FIELD_NUMBER: _ClassVar[int]
+    PERSONA_ADDR_LIMIT_3GB_FIELD_NUMBER: _ClassVar[int]
+    PERSONA_ADDR_NO_RANDOMIZE_FIELD_NUMBER: _ClassVar[int]
+    CLONE_NEWNET_FIELD_NUMBER: _ClassVar[int]
+    CLONE_NEWUSER_FIELD_NUMBER: _ClassVar[int]
+    CLONE_NEWNS_FIELD_NUMBER: _ClassVar[int]
+    CLONE_NEWPID_FIELD_NUMBER: _ClassVar[int]
+    CLONE_NEWIPC_FIELD_NUMBER: _ClassVar[int]
+    CLONE_NEWUTS_FIELD_NUMBER: _ClassVar[int]
+    CLONE_NEWCGROUP_FIELD_NUMBER: _ClassVar[int]
+    CLONE_NEWTIME_FIELD_NUMBER: _ClassVar[int]
+    UIDMAP_FIELD_NUMBER: _ClassVar[int]
+    GIDMAP_FIELD_NUMBER: _ClassVar[int]
+    MOUNT_PROC_FIELD_NUMBER: _ClassVar[int]
+    MOUNT_FIELD_NUMBER: _ClassVar[int]
+    SECCOMP_POLICY_FILE_FIELD_NUMBER: _ClassVar[int]
+    SECCOMP_STRING_FIELD_NUMBER: _ClassVar[int]
+    SECCOMP_LOG_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_MEM_MAX_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_MEM_MEMSW_MAX_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_MEM_SWAP_MAX_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_MEM_MOUNT_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_MEM_PARENT_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_PIDS_MAX_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_PIDS_MOUNT_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_PIDS_PARENT_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_NET_CLS_CLASSID_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_NET_CLS_MOUNT_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_NET_CLS_PARENT_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_CPU_MS_PER_SEC_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_CPU_MOUNT_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_CPU_PARENT_FIELD_NUMBER: _ClassVar[int]
+    CGROUPV2_MOUNT_FIELD_NUMBER: _ClassVar[int]
+    USE_CGROUPV2_FIELD_NUMBER: _ClassVar[int]
+    DETECT_CGROUPV2_FIELD_NUMBER: _ClassVar[int]
+    IFACE_NO_LO_FIELD_NUMBER: _ClassVar[int]
+    IFACE_OWN_FIELD_NUMBER: _ClassVar[int]
+    MACVLAN_IFACE_FIELD_NUMBER: _ClassVar[int]
+    MACVLAN_VS_IP_FIELD_NUMBER: _ClassVar[int]
+    MACVLAN_VS_NM_FIELD_NUMBER: _ClassVar[int]
+    MACVLAN_VS_GW_FIELD_NUMBER: _ClassVar[int]
+    MACVLAN_VS_MA_FIELD_NUMBER: _ClassVar[int]
+    MACVLAN_VS_MO_FIELD_NUMBER: _ClassVar[int]
+    USER_NET_FIELD_NUMBER: _ClassVar[int]
+    EXEC_BIN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: _containers.RepeatedScalarFieldContainer[str]
+    mode: Mode
+    hostname: str
+    cwd: str
+    no_pivotroot: bool
+    port: int
+    bindhost: str
+    max_conns: int
+    max_conns_per_ip: int
+    time_limit: int
+    daemon: bool
+    max_cpus: int
+    nice_level: int
+    log_fd: int
+    log_file: str
+    log_level: LogLevel
+    keep_env: bool
+    envar: _containers.RepeatedScalarFieldContainer[str]
+    keep_caps: bool
+    cap: _containers.RepeatedScalarFieldContainer[str]
+    silent: bool
+    skip_setsid: bool
+    stderr_to_null: bool
+    pass_fd: _containers.RepeatedScalarFieldContainer[int]
+    disable_no_new_privs: bool
+    forward_signals: bool
+    disable_tsc: bool
+    rlimit_as: int
+    rlimit_as_type: RLimit
+    rlimit_core: int
+    rlimit_core_type: RLimit
+    rlimit_cpu: int
+    rlimit_cpu_type: RLimit
+    rlimit_fsize: int
+    rlimit_fsize_type: RLimit
+    rlimit_nofile: int
+    rlimit_nofile_type: RLimit
+    rlimit_nproc: int
+    rlimit_nproc_type: RLimit
+    rlimit_stack: int
+    rlimit_stack_type: RLimit
+    rlimit_memlock: int
+    rlimit_memlock_type: RLimit
+    rlimit_rtprio: int
+    rlimit_rtprio_type: RLimit
+    rlimit_msgqueue: int
+    rlimit_msgqueue_type: RLimit
+    disable_rl: bool
+    persona_addr_compat_layout: bool
+    persona_mmap_page_zero: bool
+    persona_read_implies_exec: bool
+    persona_addr_limit_3gb: bool
+    persona_addr_no_randomize: bool
+    clone_newnet: bool
+    clone_newuser: bool
+    clone_newns: bool
+    clone_newpid: bool
+    clone_newipc: bool
+    clone_newuts: bool
+    clone_newcgroup: bool
+    clone_newtime: bool
+    uidmap: _containers.RepeatedCompositeFieldContainer[IdMap]
+    gidmap: _containers.RepeatedCompositeFieldContainer[IdMap]
+    mount_proc: bool
+    mount: _containers.RepeatedCompositeFieldContainer[MountPt]
+    seccomp_policy_file: str
+    seccomp_string: _containers.RepeatedScalarFieldContainer[str]
+    seccomp_log: bool
+    cgroup_mem_max: int
+    cgroup_mem_memsw_max: int
+    cgroup_mem_swap_max: int
+    cgroup_mem_mount: str
+    cgroup_mem_parent: str
+    cgroup_pids_max: int
+    cgroup_pids_mount: str
+    cgroup_pids_parent: str
+    cgroup_net_cls_classid: int
+    cgroup_net_cls_mount: str
+    cgroup_net_cls_parent: str
+    cgroup_cpu_ms_per_sec: int
+    cgroup_cpu_mount: str
+    cgroup_cpu_parent: str
+    cgroupv2_mount: str
+    use_cgroupv2: bool
+    detect_cgroupv2: bool
+    iface_no_lo: bool
+    iface_own: _containers.RepeatedScalarFieldContainer[str]
+    macvlan_iface: str
+    macvlan_vs_ip: str
+    macvlan_vs_nm: str
+    macvlan_vs_gw: str
+    macvlan_vs_ma: str
+    macvlan_vs_mo: str
+    user_net: NsJailConfig.UserNet
+    exec_bin: Exe
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[_Iterable[str]] = ..., mode: _Optional[_Union[Mode, str]] = ..., hostname: _Optional[str] = ..., cwd: _Optional[str] = ..., no_pivotroot: _Optional[bool] = ..., port: _Optional[int] = ..., bindhost: _Optional[str] = ..., max_conns: _Optional[int] = ..., max_conns_per_ip: _Optional[int] = ..., time_limit: _Optional[int] = ..., daemon: _Optional[bool] = ..., max_cpus: _Optional[int] = ..., nice_level: _Optional[int] = ..., log_fd: _Optional[int] = ..., log_file: _Optional[str] = ..., log_level: _Optional[_Union[LogLevel, str]] = ..., keep_env: _Optional[bool] = ..., envar: _Optional[_Iterable[str]] = ..., keep_caps: _Optional[bool] = ..., cap: _Optional[_Iterable[str]] = ..., silent: _Optional[bool] = ..., skip_setsid: _Optional[bool] = ..., stderr_to_null: _Optional[bool] = ..., pass_fd: _Optional[_Iterable[int]] = ..., disable_no_new_privs: _Optional[bool] = ..., forward_signals: _Optional[bool] = ..., disable_tsc: _Optional[bool] = ..., rlimit_as: _Optional[int] = ..., rlimit_as_type: _Optional[_Union[RLimit, str]] = ..., rlimit_core: _Optional[int] = ..., rlimit_core_type: _Optional[_Union[RLimit, str]] = ..., rlimit_cpu: _Optional[int] = ..., rlimit_cpu_type: _Optional[_Union[RLimit, str]] = ..., rlimit_fsize: _Optional[int] = ..., rlimit_fsize_type: _Optional[_Union[RLimit, str]] = ..., rlimit_nofile: _Optional[int] = ..., rlimit_nofile_type: _Optional[_Union[RLimit, str]] = ..., rlimit_nproc: _Optional[int] = ..., rlimit_nproc_type: _Optional[_Union[RLimit, str]] = ..., rlimit_stack: _Optional[int] = ..., rlimit_stack_type: _Optional[_Union[RLimit, str]] = ..., rlimit_memlock: _Optional[int] = ..., rlimit_memlock_type: _Optional[_Union[RLimit, str]] = ..., rlimit_rtprio: _Optional[int] = ..., rlimit_rtprio_type: _Optional[_Union[RLimit, str]] = ..., rlimit_msgqueue: _Optional[int] = ..., rlimit_msgqueue_type: _Optional[_Union[RLimit, str]] = ..., disable_rl: _Optional[bool] = ..., persona_addr_compat_layout: _Optional[bool] = ..., persona_mmap_page_zero: _Optional[bool] = ..., persona_read_implies_exec: _Optional[bool] = ..., persona_addr_limit_3gb: _Optional[bool] = ..., persona_addr_no_randomize: _Optional[bool] = ..., clone_newnet: _Optional[bool] = ..., clone_newuser: _Optional[bool] = ..., clone_newns: _Optional[bool] = ..., clone_newpid: _Optional[bool] = ..., clone_newipc: _Optional[bool] = ..., clone_newuts: _Optional[bool] = ..., clone_newcgroup: _Optional[bool] = ..., clone_newtime: _Optional[bool] = ..., uidmap: _Optional[_Iterable[_Union[IdMap, _Mapping]]] = ..., gidmap: _Optional[_Iterable[_Union[IdMap, _Mapping]]] = ..., mount_proc: _Optional[bool] = ..., mount: _Optional[_Iterable[_Union[MountPt, _Mapping]]] = ..., seccomp_policy_file: _Optional[str] = ..., seccomp_string: _Optional[_Iterable[str]] = ..., seccomp_log: _Optional[bool] = ..., cgroup_mem_max: _Optional[int] = ..., cgroup_mem_memsw_max: _Optional[int] = ..., cgroup_mem_swap_max: _Optional[int] = ..., cgroup_mem_mount: _Optional[str] = ..., cgroup_mem_parent: _Optional[str] = ..., cgroup_pids_max: _Optional[int] = ..., cgroup_pids_mount: _Optional[str] = ..., cgroup_pids_parent: _Optional[str] = ..., cgroup_net_cls_classid: _Optional[int] = ..., cgroup_net_cls_mount: _Optional[str] = ..., cgroup_net_cls_parent: _Optional[str] = ..., cgroup_cpu_ms_per_sec: _Optional[int] = ..., cgroup_cpu_mount: _Optional[str] = ..., cgroup_cpu_parent: _Optional[str] = ..., cgroupv2_mount: _Optional[str] = ..., use_cgroupv2: _Optional[bool] = ..., detect_cgroupv2: _Optional[bool] = ..., iface_no_lo: _Optional[bool] = ..., iface_own: _Optional[_Iterable[str]] = ..., macvlan_iface: _Optional[str] = ..., macvlan_vs_ip: _Optional[str] = ..., macvlan_vs_nm: _Optional[str] = ..., macvlan_vs_gw: _Optional[str] = ..., macvlan_vs_ma: _Optional[str] = ..., macvlan_vs_mo: _Optional[str] = ..., user_net: _Optional[_Union[NsJailConfig.UserNet, _Mapping]] = ..., exec_bin: _Optional[_Union[Exe, _Mapping]] = ...) -> None: ...
