@@ -1,0 +1,217 @@
+"""Detect the cgroup version and prepare the parent cgroups NsJail puts each run under.
+
+NsJail creates one child cgroup per run (``NSJAIL.<pid>``) below a parent that must already
+exist and, on cgroup v2, must have the memory and pids controllers enabled for its children.
+Preparing that parent is the host's job, so it happens here, at start-up and in provisioning.
+
+- cgroup v1 (and hybrid hosts, whose controllers live on v1): the parents are
+  ``<cgroup_mem_mount>/<cgroup_mem_parent>`` and ``<cgroup_pids_mount>/<cgroup_pids_parent>``.
+- cgroup v2: a dedicated ``snekbox`` cgroup below the v2 mount holds no processes, so enabling
+  controllers for its children never breaks the "no internal processes" rule. If the mount's
+  own cgroup holds processes and is not the real root (a container with a cgroup namespace),
+  they are moved into a leaf ``init`` cgroup first, as container init systems do.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from snekbox.config_pb2 import NsJailConfig
+
+__all__ = ("CgroupSetup", "detect_version", "init", "remove_leftovers")
+
+log = logging.getLogger(__name__)
+
+V2_PARENT_NAME = "snekbox"
+V2_INIT_LEAF = "init"
+CONTROLLERS = ("memory", "pids")
+CHILD_PREFIX = "NSJAIL."
+
+
+@dataclass(frozen=True)
+class CgroupSetup:
+    """Where this host's jails get their cgroups, and the NsJail options that say so."""
+
+    version: int
+    memory_parent: Path
+    pids_parent: Path
+    nsjail_args: tuple[str, ...] = field(default=())
+
+    def run_cgroups(self) -> list[Path]:
+        """Every per-run cgroup (``NSJAIL.<pid>``) currently below the parents."""
+        return [
+            child
+            for parent in {self.memory_parent, self.pids_parent}
+            if parent.is_dir()
+            for child in parent.iterdir()
+            if child.name.startswith(CHILD_PREFIX) and child.is_dir()
+        ]
+
+
+def detect_version(root: str | Path = "/sys/fs/cgroup") -> int:
+    """2 when ``root`` is a pure cgroup v2 mount, else 1 (v1, or hybrid with v1 controllers)."""
+    return 2 if Path(root, "cgroup.controllers").exists() else 1
+
+
+def init(config: NsJailConfig, root: str | Path = "/sys/fs/cgroup") -> CgroupSetup:
+    """Create the parent cgroups for the configured limits and return how to use them.
+
+    Raises ``OSError`` with a message naming the path when the hierarchy cannot be prepared,
+    because running without the memory and pids limits would be silently unsafe.
+    """
+    if detect_version(root) == 2:
+        return _init_v2(Path(config.cgroupv2_mount or root))
+    return _init_v1(config)
+
+
+def _init_v1(config: NsJailConfig) -> CgroupSetup:
+    memory = Path(config.cgroup_mem_mount, config.cgroup_mem_parent)
+    pids = Path(config.cgroup_pids_mount, config.cgroup_pids_parent)
+    for parent in (memory, pids):
+        if not parent.parent.is_dir():
+            raise OSError(
+                errno.ENOENT,
+                f"cgroup v1 controller mount {parent.parent} does not exist; mount the memory "
+                "and pids controllers or run on a cgroup v2 host",
+            )
+        parent.mkdir(exist_ok=True)
+    # Children inherit nothing they need from the parent, but a v1 memory hierarchy must be
+    # hierarchical for the per-run limit to count the run's children.
+    use_hierarchy = memory / "memory.use_hierarchy"
+    if use_hierarchy.exists() and use_hierarchy.read_text().strip() != "1":
+        try:
+            use_hierarchy.write_text("1")
+        except OSError as e:
+            log.warning("Could not enable memory.use_hierarchy in %s: %s", memory, e)
+    log.debug("cgroup v1 parents ready: %s, %s", memory, pids)
+    return CgroupSetup(1, memory, pids)
+
+
+def _enable_controllers(cgroup: Path) -> None:
+    wanted = [c for c in CONTROLLERS if c not in _read_words(cgroup / "cgroup.subtree_control")]
+    if wanted:
+        (cgroup / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
+
+
+def _read_words(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except FileNotFoundError:
+        return []
+
+
+def _init_v2(mount: Path) -> CgroupSetup:
+    available = _read_words(mount / "cgroup.controllers")
+    missing = [c for c in CONTROLLERS if c not in available]
+    if missing:
+        raise OSError(
+            errno.ENOTSUP,
+            f"cgroup v2 at {mount} lacks the {', '.join(missing)} controller(s); "
+            "delegate them to this container or host",
+        )
+    try:
+        _enable_controllers(mount)
+    except OSError as e:
+        if e.errno != errno.EBUSY:
+            raise
+        # The mount's cgroup holds processes and is a namespace root, not the real root.
+        leaf = mount / V2_INIT_LEAF
+        leaf.mkdir(exist_ok=True)
+        for pid in _read_words(mount / "cgroup.procs"):
+            try:
+                (leaf / "cgroup.procs").write_text(pid)
+            except OSError as move_error:
+                if move_error.errno != errno.ESRCH:  # the process already exited
+                    raise
+        _enable_controllers(mount)
+    parent = mount / V2_PARENT_NAME
+    parent.mkdir(exist_ok=True)
+    _enable_controllers(parent)
+    log.debug("cgroup v2 parent ready: %s", parent)
+    return CgroupSetup(2, parent, parent, ("--use_cgroupv2", "--cgroupv2_mount", str(parent)))
+
+
+def remove_leftovers(setup: CgroupSetup) -> int:
+    """Kill and remove per-run cgroups whose NsJail is gone; return how many were removed.
+
+    NsJail names a run's cgroup after the jailed process's pid and removes it when it exits
+    normally. If NsJail itself was killed (by the host-side watchdog, or with the server), the
+    cgroup and anything still in it would outlive the request. A cgroup belongs to a live run
+    exactly when its jailed process still exists and is a child of an ``nsjail`` process;
+    every other one is stale. Other workers' runs are therefore never touched.
+    """
+    removed = 0
+    for cgroup in setup.run_cgroups():
+        try:
+            jail_pid = int(cgroup.name.removeprefix(CHILD_PREFIX))
+        except ValueError:
+            continue
+        if _is_live_jail(jail_pid):
+            continue
+        if _kill_and_remove(cgroup):
+            removed += 1
+    return removed
+
+
+def _is_live_jail(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        return Path(f"/proc/{parent}/comm").read_text().strip() == "nsjail"
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def _kill_and_remove(cgroup: Path, attempts: int = 50) -> bool:
+    for _ in range(attempts):
+        pids = _read_words(cgroup / "cgroup.procs")
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            cgroup.rmdir()
+        except FileNotFoundError:
+            return False  # NsJail removed it meanwhile
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                log.warning("Could not remove leftover cgroup %s: %s", cgroup, e)
+                return False
+            time.sleep(0.02)
+            continue
+        log.warning("Removed leftover cgroup %s", cgroup)
+        return True
+    log.error("Leftover cgroup %s still busy after killing its processes", cgroup)
+    return False
+
+
+def main() -> int:
+    """Prepare the parent cgroups for the default config (used by provisioning)."""
+    from snekbox.nsjail import read_config
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config_path = sys.argv[1] if len(sys.argv) > 1 else "config/snekbox.cfg"
+    try:
+        setup = init(read_config(config_path))
+    except OSError as e:
+        log.error("Could not prepare cgroups: %s", e)
+        return 1
+    log.info(
+        "cgroup v%d ready: memory parent %s, pids parent %s",
+        setup.version,
+        setup.memory_parent,
+        setup.pids_parent,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

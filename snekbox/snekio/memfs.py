@@ -1,0 +1,138 @@
+"""A per-run tmpfs ("memfs"): the only writable place a sandboxed program gets.
+
+Each run mounts a fresh, size-limited tmpfs under the memfs root, binds its ``home`` into the
+jail as ``/home``, and unmounts it afterwards, so runs never see each other's files and a full
+disk in one run is only that run's problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+
+from snekbox.limits.timed import time_limit
+from snekbox.snekio import filesystem
+from snekbox.snekio.attachment import DIR_MODE, FileAttachment
+from snekbox.snekio.collect import Collection, collect_output_files
+
+__all__ = ("DEFAULT_MEMFS_ROOT", "MemFS")
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MEMFS_ROOT = Path(os.environ.get("SNEKBOX_MEMFS_ROOT", "/memfs"))
+COLLECTION_TIMEOUT_MESSAGE = "Exceeded time limit while parsing attachments"
+
+
+class MemFS:
+    """Context manager owning one mounted tmpfs and its ``home`` and ``output`` directories."""
+
+    def __init__(
+        self,
+        instance_size: int,
+        root_dir: str | Path = DEFAULT_MEMFS_ROOT,
+        home: str = "home",
+        output: str = "home",
+    ) -> None:
+        self.instance_size = instance_size
+        self.root_dir = Path(root_dir)
+        self.home_name = home
+        self.output_name = output
+        self.path = self.root_dir / uuid.uuid4().hex
+        self._mounted = False
+        self._input_mtimes: dict[str, int] = {}
+
+    @property
+    def home(self) -> Path:
+        """The directory bound at ``/home`` inside the jail."""
+        return self.path / self.home_name
+
+    @property
+    def output(self) -> Path:
+        """The directory whose files are returned after the run."""
+        return self.path / self.output_name
+
+    def __enter__(self) -> MemFS:
+        self.path.mkdir(mode=0o700)
+        try:
+            filesystem.mount(
+                "tmpfs",
+                self.path,
+                "tmpfs",
+                size=self.instance_size,
+                mode="0755",
+                nosuid=True,
+                nodev=True,
+            )
+            self._mounted = True
+            for directory in {self.home, self.output}:
+                directory.mkdir(parents=True, exist_ok=True)
+                os.chmod(directory, DIR_MODE)
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        """Unmount and remove the instance; safe to call more than once."""
+        if self._mounted:
+            filesystem.unmount(self.path)
+            self._mounted = False
+        try:
+            self.path.rmdir()
+        except FileNotFoundError:
+            pass
+
+    def write_inputs(self, files: Iterable[FileAttachment]) -> None:
+        """Write request files into ``home`` and remember their mtimes.
+
+        Raises ``OSError`` (with ``filename`` set to the attachment's path) when one cannot be
+        written, e.g. a file whose path is an existing directory.
+        """
+        for file in files:
+            try:
+                target = file.save_to(self.home)
+            except OSError as e:
+                e.filename = file.path
+                raise
+            relative = target.relative_to(self.output).as_posix()
+            self._input_mtimes[relative] = target.stat().st_mtime_ns
+
+    def collect(self, limit: int, pattern: str, timeout: float) -> Collection:
+        """The new and changed files in ``output`` (see ``collect_output_files``).
+
+        Raises ``FileParsingError`` or ``TimeoutError`` with a user-facing message.
+        """
+        with time_limit(timeout, COLLECTION_TIMEOUT_MESSAGE) as deadline:
+            return collect_output_files(
+                self.output,
+                self.path,
+                pattern=pattern,
+                limit=limit,
+                byte_budget=self.instance_size,
+                unchanged=self._input_mtimes,
+                deadline=deadline,
+            )
+
+    def files(
+        self, limit: int, pattern: str = "**/*", timeout: float = 5
+    ) -> Iterator[FileAttachment]:
+        """Iterate over the collected output files, sorted by path."""
+        yield from self.collect(limit, pattern, timeout).files
+
+    def files_list(
+        self, limit: int, pattern: str = "**/*", timeout: float = 5
+    ) -> list[FileAttachment]:
+        """The collected output files as a list, sorted by path."""
+        return self.collect(limit, pattern, timeout).files
