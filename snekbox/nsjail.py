@@ -54,8 +54,8 @@ _LOG_LEVELS = {
     "E": logging.ERROR,
     "F": logging.CRITICAL,
 }
-# NsJail reports routine events of a killed or failing program at warning level or above;
-# they describe the sandboxed program, not a problem with snekbox.
+# How the program ended: NsJail may report these at warning level, but they describe the
+# sandboxed program, not a problem with snekbox.
 _PROGRAM_EVENTS = re.compile(r"run time >= time limit|terminated with signal|exited with status")
 
 
@@ -165,6 +165,9 @@ class NsJail:
             "--bindmount",
             f"{memfs.home}:/home",
             *nsjail_args,
+            # The config's exec_bin would otherwise win over the argv after "--".
+            "--exec_file",
+            executable_path,
             "--",
             executable_path,
             *self.config.exec_bin.arg,
@@ -223,6 +226,11 @@ class NsJail:
         except EvalError as e:
             log.info("Run failed: %s", e)
             return EvalResult.failed(args, str(e))
+        except OSError:
+            # The host could not prepare or clean up the memfs: a server problem, not the
+            # program's, but the client still gets an answer it can show.
+            log.exception("Could not prepare the memfs for a run.")
+            return EvalResult.failed(args, "OSError: could not prepare the sandbox's file system")
         result = EvalResult(args, output.returncode, output.stdout, files_out)
         log.info("Run finished with return code %s, %d file(s).", result.returncode, len(files_out))
         return result
@@ -380,6 +388,8 @@ def _log_nsjail_output(raw: bytes) -> None:
             continue
         level = _LOG_LEVELS[match["level"]]
         message = match["message"]
-        if level >= logging.WARNING and _PROGRAM_EVENTS.search(message):
-            level = logging.INFO
+        if _PROGRAM_EVENTS.search(message):
+            level = logging.INFO  # how the program ended is news, never a snekbox fault
+        elif level == logging.INFO:
+            level = logging.DEBUG  # jail set-up chatter: mounts, maps, parameters
         nsjail_log.log(level, "%s", message)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
+import operator
 import os
+from collections.abc import Iterable
 from enum import IntEnum
 from pathlib import Path
 
-__all__ = ("Size", "mount", "unmount")
+__all__ = ("MountFlag", "Size", "mount", "unmount")
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,14 @@ _libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 MNT_DETACH = 2
 
 
+class MountFlag(IntEnum):
+    """mount(2) flags that are not part of a file system's ``data`` options."""
+
+    NOSUID = 2
+    NODEV = 4
+    NOEXEC = 8
+
+
 class Size(IntEnum):
     """Binary size units, so limits read as ``48 * Size.MiB`` instead of bare numbers."""
 
@@ -40,14 +51,21 @@ class Size(IntEnum):
     TiB = 1024**4
 
 
-def mount(source: str | Path, target: str | Path, fs: str, **options: str | int) -> None:
-    """Mount ``source`` of type ``fs`` at ``target`` with ``key=value`` data options.
-
-    Options whose value is ``True`` are passed as bare flags (e.g. ``nosuid=True``).
-    """
-    data = ",".join(key if value is True else f"{key}={value}" for key, value in options.items())
+def mount(
+    source: str | Path,
+    target: str | Path,
+    fs: str,
+    flags: Iterable[MountFlag] = (),
+    **options: str | int,
+) -> None:
+    """Mount ``source`` of type ``fs`` at ``target`` with ``key=value`` data options."""
+    data = ",".join(f"{key}={value}" for key, value in options.items())
     result = _libc.mount(
-        os.fsencode(source), os.fsencode(target), fs.encode(), 0, data.encode() or None
+        os.fsencode(source),
+        os.fsencode(target),
+        fs.encode(),
+        functools.reduce(operator.or_, flags, 0),
+        data.encode() or None,
     )
     if result != 0:
         errno = ctypes.get_errno()

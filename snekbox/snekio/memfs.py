@@ -62,10 +62,9 @@ class MemFS:
                 "tmpfs",
                 self.path,
                 "tmpfs",
+                flags=(filesystem.MountFlag.NOSUID, filesystem.MountFlag.NODEV),
                 size=self.instance_size,
                 mode="0755",
-                nosuid=True,
-                nodev=True,
             )
             self._mounted = True
             for directory in {self.home, self.output}:
