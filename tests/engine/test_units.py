@@ -1,0 +1,129 @@
+"""Pure logic of the engine, without a jail: patterns, paths, arguments, log parsing."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from snekbox.config_pb2 import NsJailConfig
+from snekbox.limits import cgroup, swap
+from snekbox.limits.timed import time_limit
+from snekbox.nsjail import _drop_leading_empty, _log_nsjail_output, read_config
+from snekbox.snekio.collect import compile_pattern
+
+
+@pytest.mark.parametrize(
+    ("path", "matches"),
+    [
+        ("a.txt", True),
+        ("dir/a.txt", True),
+        ("dir/sub/a.txt", True),
+        ("_a.txt", False),
+        ("dir/_a.txt", False),
+        ("_dir/a.txt", True),
+    ],
+)
+def test_default_pattern(path: str, matches: bool) -> None:
+    assert bool(compile_pattern("**/[!_]*").fullmatch(path)) is matches
+
+
+def test_pattern_star_does_not_cross_directories() -> None:
+    assert compile_pattern("*.py").fullmatch("a.py")
+    assert not compile_pattern("*.py").fullmatch("dir/a.py")
+
+
+def test_leading_empty_args_dropped() -> None:
+    assert list(_drop_leading_empty(["", "", "-c", "", "x"])) == ["-c", "", "x"]
+    assert list(_drop_leading_empty(["", ""])) == []
+
+
+def test_nsjail_log_levels(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="snekbox")
+    raw = (
+        b"[I][2026-11-26T05:00:00+0000] Mount: '/lib' -> '/lib'\n"
+        b"[W][2026-11-26T05:00:00+0000][12] void subproc::runChild():526 something odd\n"
+        b"[I][2026-11-26T05:00:00+0000] pid=5 ([STANDALONE MODE]) run time >= time limit\n"
+        b"[E][2026-11-26T05:00:00+0000][12] execve failed\n"
+        b"garbage line\n"
+    )
+    _log_nsjail_output(raw)
+    levels = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert levels[0][0] == logging.DEBUG
+    assert levels[1][0] == logging.WARNING
+    assert levels[2][0] == logging.INFO
+    assert levels[3][0] == logging.ERROR
+    assert levels[4] == (logging.WARNING, "Unparseable NsJail log line: garbage line")
+
+
+def test_config_defaults_users_rely_on() -> None:
+    config = read_config("config/snekbox.cfg")
+    assert config.mode == 1  # ONCE
+    assert config.hostname == "snekbox"
+    assert config.cwd == "/home"
+    assert config.time_limit == 6
+    assert config.cgroup_mem_max == 73400320
+    assert config.cgroup_mem_swap_max == 0
+    assert config.cgroup_pids_max == 15
+    assert config.rlimit_as == 700
+    assert config.iface_no_lo is True
+    assert config.mount_proc is False
+    assert config.keep_env is False
+    assert not config.cap
+    assert "LANG=en_US.UTF-8" in config.envar
+    assert "PYTHONUSERBASE=/snekbox/user_base" in config.envar
+    shm = [m for m in config.mount if m.dst == "/dev/shm"]
+    assert shm[0].fstype == "tmpfs" and shm[0].options == "size=40m"
+    assert all(not m.rw for m in config.mount if m.is_bind and m.dst != "/dev/null")
+
+
+def test_time_limit_raises_after_deadline() -> None:
+    with pytest.raises(TimeoutError, match="too slow"), time_limit(0.01, "too slow") as deadline:
+        time.sleep(0.02)
+        deadline.check()
+
+
+def fake_v2_root(tmp_path: Path, controllers: str = "cpu memory pids") -> Path:
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text(controllers)
+    (root / "cgroup.subtree_control").write_text("")
+    (root / "cgroup.procs").write_text("")
+    return root
+
+
+def test_cgroup_version_detection(tmp_path: Path) -> None:
+    assert cgroup.detect_version(tmp_path) == 1
+    assert cgroup.detect_version(fake_v2_root(tmp_path)) == 2
+
+
+def test_cgroup_v2_parent_is_prepared(tmp_path: Path) -> None:
+    root = fake_v2_root(tmp_path)
+    config = NsJailConfig(cgroupv2_mount=str(root))
+    setup = cgroup.init(config, root)
+    assert setup.version == 2
+    assert setup.memory_parent == root / "snekbox"
+    assert setup.nsjail_args == ("--use_cgroupv2", "--cgroupv2_mount", str(root / "snekbox"))
+    assert (root / "cgroup.subtree_control").read_text() == "+memory +pids"
+    assert (root / "snekbox" / "cgroup.subtree_control").read_text() == "+memory +pids"
+
+
+def test_cgroup_v2_without_memory_controller_fails_clearly(tmp_path: Path) -> None:
+    root = fake_v2_root(tmp_path, controllers="cpu pids")
+    with pytest.raises(OSError, match="lacks the memory controller"):
+        cgroup.init(NsJailConfig(cgroupv2_mount=str(root)), root)
+
+
+def test_swap_limit_disabled_when_not_accounted(tmp_path: Path) -> None:
+    setup = cgroup.CgroupSetup(1, tmp_path, tmp_path)
+    config = NsJailConfig(cgroup_mem_swap_max=0)
+    assert swap.nsjail_args(config, setup) == [
+        "--cgroup_mem_swap_max",
+        "-1",
+        "--cgroup_mem_memsw_max",
+        "0",
+    ]
+    (tmp_path / "memory.memsw.limit_in_bytes").write_text("0")
+    assert swap.nsjail_args(config, setup) == []
