@@ -136,9 +136,12 @@ RUN /snekbin/python/3.14/bin/python -m venv /venv \
     fi
 
 # The same provisioning step as `make setup` on a native host. The interpreters are already
-# real prefix builds, so it links /snekbin/python/default, creates /memfs and user_base and
-# checks the result; the eval packages go into user_base when DEV=1 or EVAL_DEPS=1 (Kubernetes
-# installs them with an init container instead, see deployment.yaml).
+# prefix builds under /snekbin, so `--interpreters none` copies nothing: it links
+# /snekbin/python/default, creates /memfs and user_base, verifies every interpreter as the
+# sandbox user and checks NsJail. It runs before snekbox/ is copied in, so it leaves cgroups
+# alone: a build has none to prepare, and NsJail() prepares them when the server starts.
+# The eval packages go into user_base when DEV=1 or EVAL_DEPS=1; Kubernetes installs them with
+# an init container instead (deployment.yaml).
 COPY scripts/ scripts/
 ARG EVAL_DEPS=0
 RUN set -- --skip-eval-deps \
@@ -149,7 +152,7 @@ RUN set -- --skip-eval-deps \
         --snekbin /snekbin \
         --user-base /snekbox/user_base \
         --memfs-root /memfs \
-        --interpreters auto \
+        --interpreters none \
         --default 3.14 \
         --venv-python /venv/bin/python \
         "$@"

@@ -58,9 +58,12 @@ tar --extract --file "$tarball" --directory "$workdir/src" --strip-components=1
 cd "$workdir/src"
 
 # A static libpython (no --enable-shared): the interpreter needs no rpath or ld.so.conf entry
-# to start inside the jail, where only its own prefix is mounted under /snekbin.
+# to start inside the jail, where only its own prefix is mounted under /snekbin. No pip in its
+# site-packages either: sandboxed code sees only the stdlib and user_base, and provisioning
+# installs the eval packages with a pinned pip of its own. Symbols are stripped at link time.
 # shellcheck disable=SC2086  # $optimize is a list of options on purpose
-./configure --prefix="$prefix" --with-ensurepip=install $optimize "$@"
+./configure --prefix="$prefix" --without-ensurepip $optimize "$@" \
+    LDFLAGS="${LDFLAGS:-} -Wl,--strip-all"
 make --jobs="$jobs"
 make install
 
