@@ -1,0 +1,60 @@
+"""Gunicorn settings for snekbox (`gunicorn -c config/gunicorn.conf.py`).
+
+Why gthread: a request spends nearly all its time waiting, first for its body and then for its
+sandbox, and none of that needs a process of its own. Threads let one worker wait on many
+sandboxes at once, so the number of runs in flight is set by SNEKBOX_MAX_CONCURRENT_RUNS (sized
+for memory), not by the two worker processes. Idle keep-alive connections sit in the worker's
+poller rather than on a thread, and a client that stalls while sending its body is answered 408
+after SNEKBOX_BODY_TIMEOUT seconds, so slow clients cannot pin every thread.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from snekbox.api.settings import SLOTS_DIR_ENV, ApiSettings
+
+_settings = ApiSettings.from_env()
+
+wsgi_app = "snekbox:SnekAPI()"
+bind = "0.0.0.0:8060"
+
+workers = 2
+worker_class = "gthread"
+# Every run may land in one worker, and each waits on a thread; the spare threads keep
+# answering cheap requests (validation errors, stalled uploads) while all slots are busy.
+SPARE_THREADS = 16
+threads = _settings.max_concurrent_runs + SPARE_THREADS
+
+# gthread workers heartbeat from their main loop, so this bounds a hung worker, not a request.
+timeout = 30
+# Long enough for a run in progress (6 s wall time plus file collection) to finish on restart.
+graceful_timeout = 20
+keepalive = 5
+
+logger_class = "snekbox.utils.gunicorn.GunicornLogger"
+accesslog = "-"
+errorlog = "-"
+# Client address, method and path, status, response bytes, duration in milliseconds.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+
+
+def on_starting(server: Any) -> None:
+    """Create the run-slot lock files' directory before the workers fork, so they share it."""
+    if not os.environ.get(SLOTS_DIR_ENV):
+        os.environ[SLOTS_DIR_ENV] = tempfile.mkdtemp(prefix="snekbox-slots-")
+        server.log.info(
+            "Sharing %d sandbox slots between workers via %s",
+            _settings.max_concurrent_runs,
+            os.environ[SLOTS_DIR_ENV],
+        )
+
+
+def on_exit(server: Any) -> None:
+    """Remove the slot directory this master created."""
+    directory = os.environ.get(SLOTS_DIR_ENV, "")
+    if os.path.basename(directory).startswith("snekbox-slots-"):
+        shutil.rmtree(directory, ignore_errors=True)

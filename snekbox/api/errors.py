@@ -1,0 +1,11 @@
+"""Titles of the 4xx answers clients can match on, kept in one place."""
+
+SCHEMA_ERROR_TITLE = "Request data failed validation"
+FILE_ERROR_TITLE = "Request file is invalid"
+ARGS_TOO_LONG_TITLE = "Request args are too long"
+TOO_DEEP_TITLE = "Request data is nested too deeply"
+INVALID_JSON_TITLE = "Invalid JSON"
+INCOMPLETE_BODY_TITLE = "Request body is incomplete"
+EXECUTABLE_MISSING_TITLE = "executable_path does not exist"
+EXECUTABLE_NOT_FILE_TITLE = "executable_path is not a file"
+EXECUTABLE_NOT_EXECUTABLE_TITLE = "executable_path is not executable"

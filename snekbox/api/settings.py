@@ -1,0 +1,128 @@
+"""Server settings that are not NsJail's: read once from the environment at start-up.
+
+Gunicorn's config file and every worker read the same variables, so the thread count Gunicorn
+is given and the number of sandbox slots the app enforces cannot disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "BODY_TIMEOUT_ENV",
+    "MAX_BODY_SIZE_ENV",
+    "MAX_CONCURRENT_RUNS_ENV",
+    "SLOTS_DIR_ENV",
+    "ApiSettings",
+    "default_max_body_size",
+    "default_max_concurrent_runs",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_CONCURRENT_RUNS_ENV = "SNEKBOX_MAX_CONCURRENT_RUNS"
+MAX_BODY_SIZE_ENV = "SNEKBOX_MAX_BODY_SIZE"
+BODY_TIMEOUT_ENV = "SNEKBOX_BODY_TIMEOUT"
+# Set by config/gunicorn.conf.py in the master so that every worker shares one set of slots.
+SLOTS_DIR_ENV = "SNEKBOX_SLOTS_DIR"
+
+MiB = 1024**2
+
+# Worst-case host memory one run can pin: its memory cgroup limit, its tmpfs home and its
+# /dev/shm (both tmpfs pages can stay resident until the run's mounts go away).
+RUN_MEMORY_FOOTPRINT = (70 + 48 + 40) * MiB
+# More slots than this only queues more CPU-bound work on a small machine's cores; raise the
+# setting explicitly on a big host.
+MAX_DEFAULT_RUNS = 32
+
+# What the bot may send: up to 100 files of 8 MiB each, base64-encoded, plus code and JSON.
+MAX_FILES = 100
+MAX_FILE_SIZE = 8 * MiB
+CODE_AND_JSON_ALLOWANCE = 4 * MiB
+
+DEFAULT_BODY_TIMEOUT = 10.0
+
+
+def _base64_size(size: int) -> int:
+    """Length of the base64 text for `size` bytes (4 characters per started 3 bytes)."""
+    return 4 * math.ceil(size / 3)
+
+
+def default_max_body_size() -> int:
+    """The body cap that still admits 100 files of 8 MiB in base64, plus code (about 1.1 GB)."""
+    return MAX_FILES * _base64_size(MAX_FILE_SIZE) + CODE_AND_JSON_ALLOWANCE
+
+
+def _cgroup_memory_limit() -> int | None:
+    """The memory limit of the cgroup this server runs in (a container's limit), if any."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        # "max" (v2) or a page-rounded 2**63 (v1) both mean "no limit".
+        if text.isdigit() and int(text) < 2**60:
+            return int(text)
+    return None
+
+
+def _total_memory() -> int:
+    """Physical memory, or the container's limit when that is lower."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = _cgroup_memory_limit()
+    return min(physical, limit) if limit else physical
+
+
+def default_max_concurrent_runs(total_memory: int | None = None) -> int:
+    """As many runs as fit in memory at their worst case, between 1 and MAX_DEFAULT_RUNS."""
+    if total_memory is None:
+        total_memory = _total_memory()
+    return max(1, min(MAX_DEFAULT_RUNS, total_memory // RUN_MEMORY_FOOTPRINT))
+
+
+def _positive(env: Mapping[str, str], name: str, kind: type[int] | type[float]) -> float | None:
+    """Parse a positive number from `env[name]`; a bad value stops start-up with its name."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive {kind.__name__}, not {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive {kind.__name__}, not {raw!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Limits the HTTP layer enforces before a request reaches a sandbox."""
+
+    max_concurrent_runs: int
+    """Sandboxes running at once across the whole server; more requests wait for a slot."""
+    max_body_size: int
+    """Largest request body in bytes; larger ones are answered 413 without being read."""
+    body_timeout: float
+    """Seconds a client has to send its whole body; a stalled one is answered 408."""
+    slots_dir: str | None = None
+    """Directory of lock files that share the run slots between worker processes."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
+        """Read the settings from environment variables, with defaults sized for this host."""
+        if env is None:
+            env = os.environ
+        runs = _positive(env, MAX_CONCURRENT_RUNS_ENV, int)
+        body = _positive(env, MAX_BODY_SIZE_ENV, int)
+        timeout = _positive(env, BODY_TIMEOUT_ENV, float)
+        return cls(
+            max_concurrent_runs=int(runs) if runs else default_max_concurrent_runs(),
+            max_body_size=int(body) if body else default_max_body_size(),
+            body_timeout=timeout or DEFAULT_BODY_TIMEOUT,
+            slots_dir=env.get(SLOTS_DIR_ENV) or None,
+        )

@@ -1,0 +1,122 @@
+"""A server-wide cap on how many sandboxes run at once.
+
+Gunicorn runs several worker processes, each with many threads, and the kernel hands new
+connections to whichever worker accepts first; a per-process semaphore would let one worker run
+its whole share while the other idles. The slots are therefore lock files shared by every worker
+of one server: holding an exclusive `flock` on slot *i* means running sandbox *i*. The kernel
+drops the lock when its holder dies, so a crashed worker cannot leak a slot.
+
+Within one process, `flock` on the same open file does not exclude a second thread, so a
+condition variable hands out each of the process's descriptors to one thread at a time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["NoSlotAvailableError", "RunSlots"]
+
+log = logging.getLogger(__name__)
+
+# How often a waiting thread re-checks slots that another worker process may have freed.
+# Threads of this process are woken at once instead.
+CROSS_PROCESS_POLL = 0.01
+
+
+class NoSlotAvailableError(Exception):
+    """Every slot stayed busy for the whole wait the caller allowed."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(f"no sandbox slot became free within {waited:.1f} s")
+        self.waited = waited
+
+
+class RunSlots:
+    """Hand out at most `count` run slots at a time, across processes when `lock_dir` is set.
+
+    Without `lock_dir` the cap only holds within this process (enough for tests and for a
+    single-process server).
+    """
+
+    def __init__(self, count: int, lock_dir: str | os.PathLike[str] | None = None) -> None:
+        if count < 1:
+            raise ValueError(f"a server needs at least one run slot, not {count}")
+        self.count = count
+        self.lock_dir = Path(lock_dir) if lock_dir is not None else None
+        self._cond = threading.Condition()
+        self._free = list(range(count))  # slot numbers no thread of this process holds
+        self._fds: list[int] = []
+        self._fds_pid = 0  # descriptors opened before a fork would share their locks
+
+    @property
+    def held(self) -> int:
+        """Slots held by this process's threads right now."""
+        return self.count - len(self._free)
+
+    def _descriptors(self) -> list[int]:
+        """Open this process's own descriptor for every slot file (once per process)."""
+        if self._fds_pid != os.getpid():
+            assert self.lock_dir is not None
+            self.lock_dir.mkdir(parents=True, exist_ok=True)
+            self._fds = [
+                os.open(self.lock_dir / f"slot-{i}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                for i in range(self.count)
+            ]
+            self._fds_pid = os.getpid()
+        return self._fds
+
+    def _try_take(self) -> int | None:
+        """Take a slot that is free both here and in every other process; caller holds _cond."""
+        if self.lock_dir is None:
+            return self._free.pop() if self._free else None
+        fds = self._descriptors()
+        for position, slot in enumerate(self._free):
+            try:
+                fcntl.flock(fds[slot], fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            del self._free[position]
+            return slot
+        return None
+
+    def acquire(self, timeout: float | None = None) -> int:
+        """Wait for a slot (at most `timeout` seconds when given) and return its number."""
+        start = time.monotonic()
+        with self._cond:
+            while (slot := self._try_take()) is None:
+                remaining = None if timeout is None else timeout - (time.monotonic() - start)
+                if remaining is not None and remaining <= 0:
+                    raise NoSlotAvailableError(time.monotonic() - start)
+                # Another process frees its slots silently: poll for those.
+                wait = remaining
+                if self.lock_dir is not None:
+                    wait = CROSS_PROCESS_POLL if wait is None else min(wait, CROSS_PROCESS_POLL)
+                self._cond.wait(wait)
+        waited = time.monotonic() - start
+        if waited > 0.001:
+            log.debug("Waited %.3f s for run slot %d", waited, slot)
+        return slot
+
+    def release(self, slot: int) -> None:
+        """Give a slot back and wake one waiting thread of this process."""
+        with self._cond:
+            if self.lock_dir is not None:
+                fcntl.flock(self._fds[slot], fcntl.LOCK_UN)
+            self._free.append(slot)
+            self._cond.notify()
+
+    @contextmanager
+    def slot(self, timeout: float | None = None) -> Iterator[int]:
+        """Hold one slot for the duration of the block."""
+        slot = self.acquire(timeout)
+        try:
+            yield slot
+        finally:
+            self.release(slot)

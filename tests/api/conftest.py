@@ -1,0 +1,62 @@
+"""Fixtures for API unit tests: the real app around a fake runner, so no sandbox is needed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from falcon import testing
+
+from snekbox.api import create_app
+from snekbox.api.settings import ApiSettings
+from snekbox.result import EvalResult
+from snekbox.snekio import FileAttachment
+
+SMALL_BODY_LIMIT = 64 * 1024
+
+
+@dataclass
+class FakeRunner:
+    """Stands in for NsJail: records each call and answers with `result` (or raises `error`)."""
+
+    result: EvalResult = field(default_factory=lambda: EvalResult([], 0, "hi\n"))
+    error: Exception | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    hook: Callable[[], None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def python3(
+        self,
+        py_args: Sequence[str],
+        files: Iterable[FileAttachment] = (),
+        nsjail_args: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> EvalResult:
+        with self.lock:
+            self.calls.append(
+                {"py_args": list(py_args), "files": list(files), "nsjail_args": nsjail_args}
+                | kwargs
+            )
+        if self.hook is not None:
+            self.hook()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+@pytest.fixture
+def runner() -> FakeRunner:
+    return FakeRunner()
+
+
+@pytest.fixture
+def settings() -> ApiSettings:
+    return ApiSettings(max_concurrent_runs=4, max_body_size=SMALL_BODY_LIMIT, body_timeout=5)
+
+
+@pytest.fixture
+def client(runner: FakeRunner, settings: ApiSettings) -> testing.TestClient:
+    return testing.TestClient(create_app(runner, settings))
