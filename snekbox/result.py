@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from snekbox.snekio import FileAttachment
+    from snekbox.snekio import FileAttachment, SkippedFile
 
 __all__ = ("EvalError", "EvalResult")
 
@@ -25,7 +25,9 @@ class EvalResult(subprocess.CompletedProcess[str]):
 
     ``stderr`` is always ``None`` because the program's stderr is merged into ``stdout`` in the
     order it was written. ``returncode`` is ``None`` when the run could not happen; ``stdout``
-    then holds the reason.
+    then holds the reason. The remaining attributes describe the run for operators:
+    ``status`` says why it stopped (see ``snekbox.nsjail.decide_status``), ``duration`` is wall
+    seconds, ``cpu_time`` user+system seconds, ``memory_peak`` bytes (``None`` where unknown).
     """
 
     def __init__(
@@ -34,17 +36,53 @@ class EvalResult(subprocess.CompletedProcess[str]):
         returncode: int | None,
         stdout: str,
         files: list[FileAttachment] | None = None,
+        *,
+        status: str | None = None,
+        duration: float = 0.0,
+        cpu_time: float | None = None,
+        memory_peak: int | None = None,
+        stdout_truncated: bool = False,
+        files_skipped: list[SkippedFile] | None = None,
     ) -> None:
         super().__init__(list(args), returncode, stdout, None)  # type: ignore[arg-type]
         self.files: list[FileAttachment] = files if files is not None else []
+        if status is None:
+            status = "failed" if returncode is None else ("ok" if returncode == 0 else "error")
+        self.status = status
+        self.duration = duration
+        self.cpu_time = cpu_time
+        self.memory_peak = memory_peak
+        self.stdout_truncated = stdout_truncated
+        self.files_skipped: list[SkippedFile] = files_skipped if files_skipped is not None else []
 
     @classmethod
-    def failed(cls, args: Sequence[str], reason: str) -> EvalResult:
+    def failed(cls, args: Sequence[str], reason: str, duration: float = 0.0) -> EvalResult:
         """Build the result of a run that could not happen (``returncode`` is ``None``)."""
-        return cls(args, None, reason)
+        return cls(args, None, reason, status="failed", duration=duration)
+
+    def usage(self) -> dict[str, Any]:
+        """The outcome and resource fields added to each response beyond the original API."""
+        return {
+            "status": self.status,
+            "duration": round(self.duration, 6),
+            "cpu_time": None if self.cpu_time is None else round(self.cpu_time, 6),
+            "memory_peak": self.memory_peak,
+            "stdout_truncated": self.stdout_truncated,
+            "files_skipped": [{"path": s.path, "reason": s.reason} for s in self.files_skipped],
+        }
+
+    def summary(self) -> str:
+        """One line for logs and the CLI's ``--stats``."""
+        peak = "?" if self.memory_peak is None else f"{self.memory_peak / 1024**2:.1f} MiB"
+        cpu = "?" if self.cpu_time is None else f"{self.cpu_time:.3f} s"
+        return (
+            f"status={self.status} returncode={self.returncode} duration={self.duration:.3f} s "
+            f"cpu_time={cpu} memory_peak={peak} files={len(self.files)} "
+            f"skipped={len(self.files_skipped)} truncated={self.stdout_truncated}"
+        )
 
     def __repr__(self) -> str:
         return (
-            f"EvalResult(returncode={self.returncode!r}, stdout={self.stdout[:80]!r}, "
-            f"files={[f.path for f in self.files]!r})"
+            f"EvalResult(returncode={self.returncode!r}, status={self.status!r}, "
+            f"stdout={self.stdout[:80]!r}, files={[f.path for f in self.files]!r})"
         )

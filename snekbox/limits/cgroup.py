@@ -25,7 +25,7 @@ from pathlib import Path
 
 from snekbox.config_pb2 import NsJailConfig
 
-__all__ = ("CgroupSetup", "detect_version", "init", "remove_leftovers")
+__all__ = ("CgroupSetup", "detect_version", "init", "kill_and_remove", "remove_leftovers")
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ V2_PARENT_NAME = "snekbox"
 V2_INIT_LEAF = "init"
 CONTROLLERS = ("memory", "pids")
 CHILD_PREFIX = "NSJAIL."
+RUN_PREFIX = "run-"
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,17 @@ class CgroupSetup:
     memory_parent: Path
     pids_parent: Path
     nsjail_args: tuple[str, ...] = field(default=())
+    memory_mount: Path | None = None  # cgroup v1 only: where the memory controller is mounted
+    pids_mount: Path | None = None  # cgroup v1 only: where the pids controller is mounted
 
     def run_cgroups(self) -> list[Path]:
-        """Every per-run cgroup (``NSJAIL.<pid>``) currently below the parents."""
+        """Every per-run cgroup (``run-*`` and ``NSJAIL.*``) below the parents."""
         return [
             child
             for parent in {self.memory_parent, self.pids_parent}
             if parent.is_dir()
             for child in parent.iterdir()
-            if child.name.startswith(CHILD_PREFIX) and child.is_dir()
+            if child.name.startswith((CHILD_PREFIX, RUN_PREFIX)) and child.is_dir()
         ]
 
 
@@ -91,7 +94,13 @@ def _init_v1(config: NsJailConfig) -> CgroupSetup:
         except OSError as e:
             log.warning("Could not enable memory.use_hierarchy in %s: %s", memory, e)
     log.debug("cgroup v1 parents ready: %s, %s", memory, pids)
-    return CgroupSetup(1, memory, pids)
+    return CgroupSetup(
+        1,
+        memory,
+        pids,
+        memory_mount=Path(config.cgroup_mem_mount),
+        pids_mount=Path(config.cgroup_pids_mount),
+    )
 
 
 def _enable_controllers(cgroup: Path) -> None:
@@ -139,25 +148,40 @@ def _init_v2(mount: Path) -> CgroupSetup:
 
 
 def remove_leftovers(setup: CgroupSetup) -> int:
-    """Kill and remove per-run cgroups whose NsJail is gone; return how many were removed.
+    """Kill and remove per-run cgroups left by a dead server; return how many were removed.
 
-    NsJail names a run's cgroup after the jailed process's pid and removes it when it exits
-    normally. If NsJail itself was killed (by the host-side watchdog, or with the server), the
-    cgroup and anything still in it would outlive the request. A cgroup belongs to a live run
-    exactly when its jailed process still exists and is a child of an ``nsjail`` process;
-    every other one is stale. Other workers' runs are therefore never touched.
+    snekbox names its run cgroups ``run-<server pid>-<id>`` and removes them after each run;
+    one whose server process is gone was left by a crash. NsJail's own ``NSJAIL.<jail pid>``
+    cgroups directly below a parent belong to a live run exactly when the jailed process still
+    exists and is a child of an ``nsjail`` process. Other workers' live runs are never touched.
     """
     removed = 0
     for cgroup in setup.run_cgroups():
-        try:
-            jail_pid = int(cgroup.name.removeprefix(CHILD_PREFIX))
-        except ValueError:
-            continue
-        if _is_live_jail(jail_pid):
-            continue
-        if _kill_and_remove(cgroup):
+        if cgroup.name.startswith(RUN_PREFIX):
+            if _owner_alive(cgroup.name):
+                continue
+            # NsJail's own cgroup inside a stale run cgroup goes first (v2 nests them).
+            for child in [c for c in cgroup.iterdir() if c.is_dir()]:
+                kill_and_remove(child)
+        else:
+            try:
+                jail_pid = int(cgroup.name.removeprefix(CHILD_PREFIX))
+            except ValueError:
+                continue
+            if _is_live_jail(jail_pid):
+                continue
+        if kill_and_remove(cgroup):
             removed += 1
     return removed
+
+
+def _owner_alive(name: str) -> bool:
+    """Whether the server process that created run cgroup ``run-<pid>-<id>`` still runs."""
+    try:
+        owner = int(name.removeprefix(RUN_PREFIX).split("-", 1)[0])
+    except ValueError:
+        return False
+    return Path(f"/proc/{owner}").exists()
 
 
 def _is_live_jail(pid: int) -> bool:
@@ -169,7 +193,8 @@ def _is_live_jail(pid: int) -> bool:
         return False
 
 
-def _kill_and_remove(cgroup: Path, attempts: int = 50) -> bool:
+def kill_and_remove(cgroup: Path, attempts: int = 50, *, quiet: bool = False) -> bool:
+    """SIGKILL every process in ``cgroup`` until it can be removed; True once removed."""
     for _ in range(attempts):
         pids = _read_words(cgroup / "cgroup.procs")
         for pid in pids:
@@ -187,7 +212,8 @@ def _kill_and_remove(cgroup: Path, attempts: int = 50) -> bool:
                 return False
             time.sleep(0.02)
             continue
-        log.warning("Removed leftover cgroup %s", cgroup)
+        if not quiet:
+            log.warning("Removed leftover cgroup %s", cgroup)
         return True
     log.error("Leftover cgroup %s still busy after killing its processes", cgroup)
     return False

@@ -1,8 +1,8 @@
-"""Whether the memory cgroup can forbid swap, and the NsJail options when it cannot.
+"""Whether the memory cgroup can forbid swap.
 
-NsJail refuses to start a jail when it is told to limit swap but the kernel does not account
-swap (cgroup v1 without ``memory.memsw.*``, cgroup v2 without ``memory.swap.max``). On such a
-host swap cannot be limited at all; if the host also has no swap space, nothing is lost.
+Without swap accounting (cgroup v1 without ``memory.memsw.*``, cgroup v2 without
+``memory.swap.max``) swap cannot be limited at all; if the host also has no swap space, nothing
+is lost, otherwise an operator needs to know that the memory limit can be exceeded.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from snekbox.config_pb2 import NsJailConfig
 from snekbox.limits.cgroup import CgroupSetup
 
-__all__ = ("nsjail_args", "swap_in_use", "swap_limit_enforceable")
+__all__ = ("swap_in_use", "swap_limit_enforceable", "warn_if_unenforceable")
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,15 @@ def swap_in_use(proc_swaps: str | Path = "/proc/swaps") -> bool:
     return len(lines) > 1
 
 
-def nsjail_args(config: NsJailConfig, setup: CgroupSetup) -> list[str]:
-    """NsJail options that disable the swap limit when the kernel cannot enforce it."""
+def warn_if_unenforceable(config: NsJailConfig, setup: CgroupSetup) -> bool:
+    """Log once at start-up when the configured swap limit cannot be enforced.
+
+    Returns whether the limit is enforceable. snekbox writes the swap limit into each run's
+    cgroup itself and skips it where the kernel has no such file.
+    """
     wants_limit = config.cgroup_mem_swap_max >= 0 or config.cgroup_mem_memsw_max > 0
     if not wants_limit or swap_limit_enforceable(setup):
-        return []
+        return True
     if swap_in_use():
         log.warning(
             "The kernel does not account swap in memory cgroups, so sandboxed programs may "
@@ -47,4 +51,4 @@ def nsjail_args(config: NsJailConfig, setup: CgroupSetup) -> list[str]:
         )
     else:
         log.info("Swap accounting is unavailable, but the host has no swap; nothing to limit.")
-    return ["--cgroup_mem_swap_max", "-1", "--cgroup_mem_memsw_max", "0"]
+    return False

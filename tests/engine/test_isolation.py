@@ -97,11 +97,13 @@ def test_environment_is_the_configured_one(run: RunCode) -> None:
         "PYTHONUSERBASE",
         "PYTHON_COLORS",
     }
-    names = set(eval(result.stdout))  # noqa: S307 - the test's own output
+    names = set(eval(result.stdout))
     assert expected <= names
     # Python itself adds LC_CTYPE when it coerces the C locale to UTF-8.
     extra = names - expected - {"LC_CTYPE"}
-    assert extra and all(name.endswith("_NUM_THREADS") or name.startswith("VECLIB") for name in extra)
+    assert extra and all(
+        name.endswith("_NUM_THREADS") or name.startswith("VECLIB") for name in extra
+    )
 
 
 def test_hostname_is_snekbox(run: RunCode) -> None:

@@ -10,8 +10,15 @@ import pytest
 
 from snekbox.config_pb2 import NsJailConfig
 from snekbox.limits import cgroup, swap
+from snekbox.limits.run_cgroup import CgroupStats
 from snekbox.limits.timed import time_limit
-from snekbox.nsjail import _drop_leading_empty, _log_nsjail_output, read_config
+from snekbox.nsjail import (
+    _drop_leading_empty,
+    _log_nsjail_output,
+    _split_limit_options,
+    decide_status,
+    read_config,
+)
 from snekbox.snekio.collect import compile_pattern
 
 
@@ -116,14 +123,38 @@ def test_cgroup_v2_without_memory_controller_fails_clearly(tmp_path: Path) -> No
         cgroup.init(NsJailConfig(cgroupv2_mount=str(root)), root)
 
 
-def test_swap_limit_disabled_when_not_accounted(tmp_path: Path) -> None:
+def test_swap_limit_enforceability_is_detected(tmp_path: Path) -> None:
     setup = cgroup.CgroupSetup(1, tmp_path, tmp_path)
     config = NsJailConfig(cgroup_mem_swap_max=0)
-    assert swap.nsjail_args(config, setup) == [
-        "--cgroup_mem_swap_max",
-        "-1",
-        "--cgroup_mem_memsw_max",
-        "0",
-    ]
+    assert swap.warn_if_unenforceable(config, setup) is False
     (tmp_path / "memory.memsw.limit_in_bytes").write_text("0")
-    assert swap.nsjail_args(config, setup) == []
+    assert swap.warn_if_unenforceable(config, setup) is True
+
+
+@pytest.mark.parametrize(
+    ("returncode", "truncated", "log", "stats", "status"),
+    [
+        (None, False, [], CgroupStats(None, 0, 0), "failed"),
+        (143, True, [], CgroupStats(None, 0, 0), "output_limit"),
+        (0, False, [], CgroupStats(None, 1, 0), "ok"),
+        (137, False, ["pid=3 run time >= time limit (6 >= 6)"], CgroupStats(1, 0, 0), "timed_out"),
+        (137, False, [], CgroupStats(70 << 20, 1, 0), "out_of_memory"),
+        (137, False, [], CgroupStats(70 << 20, 0, 0, memory_limit_reached=True), "out_of_memory"),
+        (1, False, [], CgroupStats(70 << 20, 0, 0, memory_limit_reached=True), "error"),
+        (1, False, [], CgroupStats(1, 0, 3), "pids_limit"),
+        (1, False, [], CgroupStats(1, 0, 0, pids_limit_reached=True), "pids_limit"),
+        (139, False, [], CgroupStats(1, 0, 0), "signaled"),
+        (255, False, [], CgroupStats(1, 0, 0), "error"),
+        (2, False, [], CgroupStats(1, 0, 0), "error"),
+    ],
+)
+def test_status_is_decided_from_facts(returncode, truncated, log, stats, status) -> None:
+    assert decide_status(returncode, truncated, log, stats) == status
+
+
+def test_limit_options_are_taken_out_of_nsjail_args() -> None:
+    found, rest = _split_limit_options(
+        ["--time_limit", "2", "--cgroup_mem_max=1000", "-v", "--cgroup_pids_max", "5", "-t", "3"]
+    )
+    assert found == {"time_limit": 3, "cgroup_mem_max": 1000, "cgroup_pids_max": 5}
+    assert rest == ["-v"]
