@@ -32,3 +32,10 @@ def test_python_args_after_the_separator() -> None:
     result = snekbox("pass", "---", "-m", "timeit", "-n", "10")
     assert result.returncode == 0
     assert "10 loops" in result.stdout
+
+
+def test_stats_prints_the_summary_after_the_output() -> None:
+    result = snekbox("x = bytearray(200 * 1024 * 1024)", "--stats")
+    assert result.returncode == 137
+    assert "status=out_of_memory returncode=137" in result.stderr
+    assert "memory_peak=" in result.stderr
