@@ -35,6 +35,10 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 
+# The default control socket lives at one path per user, so two servers on a host (tests, a
+# benchmark) would fight over it; snekbox needs no runtime management through it.
+control_socket_disable = True
+
 logger_class = "snekbox.utils.gunicorn.GunicornLogger"
 accesslog = "-"
 errorlog = "-"

@@ -39,10 +39,12 @@ def _check_content_type(req: falcon.Request) -> None:
 
 
 def _too_large(size: int | str, limit: int) -> falcon.HTTPContentTooLarge:
-    """The 413 for a body over the cap; the connection closes so Gunicorn skips draining it."""
+    """The 413 for a body over the cap, sent before reading any of it.
+
+    Gunicorn then drains the body for at most a few seconds before it closes the connection.
+    """
     return falcon.HTTPContentTooLarge(
-        description=f"The request body is {size} bytes; this server accepts at most {limit}.",
-        headers={"Connection": "close"},
+        description=f"The request body is {size} bytes; this server accepts at most {limit}."
     )
 
 
@@ -100,8 +102,9 @@ def _read_body(req: falcon.Request, max_size: int, timeout: float) -> bytes | by
     except TimeoutError:
         log.info("Client %s sent no body data for %.1f s; answering 408", req.remote_addr, timeout)
         if sock is not None:
-            # Gunicorn lingers to drain a closing socket; with reads shut it sees EOF at once
-            # instead of waiting on a client that has stopped talking.
+            # Gunicorn drains the rest of a body before it reuses or closes a connection;
+            # with reads shut it sees end-of-file at once instead of waiting on a client that
+            # has stopped talking, and closes the connection after the 408.
             try:
                 sock.shutdown(socket.SHUT_RD)
             except OSError:
@@ -109,7 +112,6 @@ def _read_body(req: falcon.Request, max_size: int, timeout: float) -> bytes | by
         raise falcon.HTTPError(
             falcon.HTTP_408,
             description=f"The request body stalled: no data arrived for {timeout:g} seconds.",
-            headers={"Connection": "close"},
         ) from None
     finally:
         if sock is not None:

@@ -1,0 +1,159 @@
+"""A real Gunicorn, started with config/gunicorn.conf.py on a free loopback port.
+
+The server runs real NsJail sandboxes, so these tests need root and a provisioned host
+(`make setup`). They fail, never skip, when either is missing: an API that was not tested
+against real sandboxes is not known to work.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+GUNICORN_CONFIG = REPO / "config" / "gunicorn.conf.py"
+# The issue's scenario: eight concurrent sleeps with the setting at 8.
+CONCURRENT_RUNS = 8
+BODY_TIMEOUT = 5
+START_TIMEOUT = 60
+STOP_TIMEOUT = 30
+
+
+@dataclass
+class Response:
+    """What a test needs from an HTTP answer."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        assert self.headers["Content-Type"] == "application/json", self.headers
+        return json.loads(self.body)
+
+
+@dataclass
+class Server:
+    """A running Gunicorn and how to talk to it."""
+
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def connection(self, timeout: float = 30) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> Response:
+        connection = self.connection(timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            answer = connection.getresponse()
+            return Response(answer.status, answer.headers, answer.read())
+        finally:
+            connection.close()
+
+    def post_eval(self, body: Any, timeout: float = 30) -> Response:
+        """POST a JSON body to /eval."""
+        return self.request(
+            "POST",
+            "/eval",
+            json.dumps(body),
+            {"Content-Type": "application/json"},
+            timeout,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_serving(server: Server) -> None:
+    """Wait until a worker has loaded the app (an unknown route answers 404)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"Gunicorn exited with {server.process.returncode}:\n{server.log()}")
+        try:
+            if server.request("GET", "/ready-probe", timeout=5).status == 404:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"Gunicorn did not answer within {START_TIMEOUT} s:\n{server.log()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the server's process group gracefully, and for certain if that stalls."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One Gunicorn for the whole session, as deployed apart from the port."""
+    if os.geteuid() != 0:
+        pytest.fail("The integration tests run real NsJail sandboxes and need root.")
+    if not Path("/snekbin/python/default/bin/python").is_file():
+        pytest.fail("The host is not provisioned (no /snekbin/python/default); run make setup.")
+
+    log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["SNEKBOX_MAX_CONCURRENT_RUNS"] = str(CONCURRENT_RUNS)
+    env["SNEKBOX_BODY_TIMEOUT"] = str(BODY_TIMEOUT)
+    env.pop("SNEKBOX_SLOTS_DIR", None)
+    port = free_port()
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                str(GUNICORN_CONFIG),
+                "--bind",
+                f"127.0.0.1:{port}",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so teardown reaches every worker
+        )
+    running = Server("127.0.0.1", port, process, log_path)
+    try:
+        wait_until_serving(running)
+        yield running
+    finally:
+        stop(process)
