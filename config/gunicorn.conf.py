@@ -3,9 +3,13 @@
 Why gthread: a request spends nearly all its time waiting, first for its body and then for its
 sandbox, and none of that needs a process of its own. Threads let one worker wait on many
 sandboxes at once, so the number of runs in flight is set by SNEKBOX_MAX_CONCURRENT_RUNS (sized
-for memory), not by the two worker processes. Idle keep-alive connections sit in the worker's
-poller rather than on a thread, and a client that stalls while sending its body is answered 408
-after SNEKBOX_BODY_TIMEOUT seconds, so slow clients cannot pin every thread.
+for memory), not by the two worker processes.
+
+Slow clients: a connection that sends nothing is parked in the worker's poller after 5 s
+instead of holding a thread, and a client that stalls while sending its body is answered 408
+after SNEKBOX_BODY_TIMEOUT seconds of silence. A client that stalls mid-headers holds a thread
+until it leaves (Gunicorn reads headers with no deadline); the spare threads absorb such
+stragglers. See the README's "Serving" section.
 """
 
 from __future__ import annotations

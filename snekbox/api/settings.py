@@ -108,7 +108,7 @@ class ApiSettings:
     max_body_size: int
     """Largest request body in bytes; larger ones are answered 413 without being read."""
     body_timeout: float
-    """Seconds a client has to send its whole body; a stalled one is answered 408."""
+    """Seconds a client may go without sending any of its body before it is answered 408."""
     slots_dir: str | None = None
     """Directory of lock files that share the run slots between worker processes."""
 
