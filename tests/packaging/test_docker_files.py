@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CONTEXT_ITEMS = (
@@ -397,11 +398,36 @@ def test_provisioning_accepts_the_image_options(eval_options: list[str]) -> None
     assert options.default == "3.14"
 
 
-@pytest.mark.parametrize(
-    "eval_options", [PRODUCTION_EVAL_OPTIONS, DEV_EVAL_OPTIONS], ids=["production", "dev"]
-)
-def test_native_provisioning_succeeds_with_the_image_paths(eval_options: list[str]) -> None:
-    """`provision.py --check` on this host with the image's options and paths.
+def init_container_args() -> list[str]:
+    """The options deployment.yaml's init container passes to scripts/provision.py."""
+    documents = yaml.safe_load_all((REPO / "deployment.yaml").read_text())
+    deployment = next(d for d in documents if d and d.get("kind") == "Deployment")
+    (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    command = [*init.get("command", []), *init.get("args", [])]
+    assert command[:2] == ["python", "scripts/provision.py"], command
+    return command[2:]
+
+
+def run_provision_check(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "provision.py"), *args, "--check"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+
+
+def test_provisioning_accepts_the_init_container_options() -> None:
+    provision = load_script("provision")
+    options = provision.parse_args(init_container_args())
+    assert str(options.user_base) == "/snekbox/user_base"
+    assert options.only_eval_deps == []  # every interpreter of the image
+    assert not options.skip_eval_deps
+
+
+def test_native_provisioning_succeeds_with_the_image_paths() -> None:
+    """`provision.py --check` on this host with the options and paths the image build uses.
 
     Two options must differ, because they name things only the image has: `--default 3.14`
     becomes this host's default interpreter (the host has no 3.14 build), and
@@ -411,11 +437,12 @@ def test_native_provisioning_succeeds_with_the_image_paths(eval_options: list[st
     assert default_link.is_symlink(), "the host is not provisioned: run `make setup`"
     args = replace_option(image_provision_args(), "--default", os.readlink(default_link))
     args = replace_option(args, "--venv-python", sys.executable)
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "provision.py"), *args, *eval_options, "--check"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-    )
+    result = run_provision_check([*args, *PRODUCTION_EVAL_OPTIONS])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_native_eval_packages_match_the_init_container_command() -> None:
+    """The init container's exact command, with `--check`: every eval package of every
+    interpreter imports from /snekbox/user_base as the sandbox user."""
+    result = run_provision_check(init_container_args())
     assert result.returncode == 0, result.stdout + result.stderr
