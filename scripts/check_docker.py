@@ -384,7 +384,7 @@ def _check_copy(
     if not dest.startswith("/"):
         dest = posixpath.join(state.workdir, dest) + ("/" if dest.endswith("/") else "")
     if "from" in flags:
-        _check_copy_from(flags["from"], stage, dockerfile, where, problems)
+        _check_copy_from(flags["from"], sources, stage, dockerfile, where, problems)
         return
     multiple = len(sources) > 1 or any(char in s for s in sources for char in "*?[")
     for source in sources:
@@ -428,7 +428,12 @@ def _check_copy(
 
 
 def _check_copy_from(
-    source: str, stage: Stage, dockerfile: Dockerfile, where: str, problems: Problems
+    source: str,
+    paths: list[str],
+    stage: Stage,
+    dockerfile: Dockerfile,
+    where: str,
+    problems: Problems,
 ) -> None:
     if source.isdigit():
         if int(source) >= stage.index:
@@ -436,6 +441,18 @@ def _check_copy_from(
         return
     earlier = {s.name for s in dockerfile.stages[: stage.index] if s.name}
     if source.lower() in earlier:
+        # A path no instruction of that stage (or its bases) names was most likely never made
+        # there, e.g. a builder that installed into another prefix than the one copied.
+        origin = dockerfile.stage(source.lower())
+        assert origin is not None
+        texts = [i.value for s in _lineage(origin) for i in s.instructions]
+        for path in paths:
+            if not any(path.rstrip("/") in text for text in texts):
+                problems.add(
+                    where,
+                    f"COPY --from={source} {path}: no instruction of stage {source} creates "
+                    "or names that path",
+                )
         return
     if dockerfile.stage(source.lower()):
         problems.add(

@@ -157,6 +157,23 @@ def test_copy_from_a_later_stage_fails(context: Path) -> None:
     )
 
 
+def test_copy_of_a_path_the_builder_never_made_fails(context: Path) -> None:
+    def build_elsewhere() -> None:
+        dockerfile = context / "Dockerfile"
+        edit(
+            dockerfile,
+            '"$PYTHON_3_14_SHA256" /snekbin/python/3.14t',
+            '"$PYTHON_3_14_SHA256" /opt/t',
+        )
+        edit(dockerfile, "&& /snekbin/python/3.14t/bin/python", "&& /opt/t/bin/python")
+
+    assert_new_problem(
+        context,
+        build_elsewhere,
+        "COPY --from=builder-py-3.14t /snekbin/python/3.14t: no instruction of stage",
+    )
+
+
 def test_from_an_undefined_stage_fails(context: Path) -> None:
     assert_new_problem(
         context,
