@@ -163,7 +163,8 @@ FROM venv AS snekbox
 
 COPY pyproject.toml README.md LICENSE ./
 COPY snekbox/ snekbox/
-RUN pip install --no-deps .
+# The source tree stays only as the working directory; drop what the build left in it.
+RUN pip install --no-deps . && rm -rf build snekbox.egg-info
 
 COPY config/ config/
 
