@@ -50,7 +50,7 @@ SANDBOX_UID = 65534  # The jail maps sandboxed code to nobody; verification runs
 SANDBOX_GID = 65534
 
 LAYOUT_MARKER = ".snekbox-provision.json"  # In a relocated copy: where it came from.
-LAYOUT_FORMAT = 1  # Bump when the copy's content rules change, so old copies get rebuilt.
+LAYOUT_FORMAT = 2  # Bump when the copy's content rules change, so old copies get rebuilt.
 EVAL_STAMP = ".snekbox-eval-deps.json"  # In a user site: what was installed there.
 
 AUTO_SOURCES = (
@@ -505,7 +505,9 @@ def layout_state(copy: Path, source: Interpreter) -> LayoutState:
         return LayoutState("stale", "unreadable marker")
     wanted = layout_marker(source)
     if recorded != wanted:
-        return LayoutState("stale", f"was {recorded.get('source')} {recorded.get('version')}")
+        return LayoutState(
+            "stale", f"copied from {recorded.get('source')} {recorded.get('version')}"
+        )
     return LayoutState("current")
 
 
@@ -558,7 +560,7 @@ def build_copy(source: Interpreter, copy: Path, tools: Tools) -> None:
 
     source_prefix = Path(os.path.normpath(source.prefix))
     _copy_private_libraries(staging, source_prefix)
-    _patch_runpaths(staging, source_prefix, bool(libpython), tools)
+    _patch_runpaths(staging, copy, source_prefix, bool(libpython), tools)
     _make_world_readable(staging)
     (staging / LAYOUT_MARKER).write_text(json.dumps(layout_marker(source), indent=2) + "\n")
 
@@ -635,16 +637,26 @@ def _elf_files(prefix: Path) -> Iterator[Path]:
                 yield path
 
 
-def _patch_runpaths(copy: Path, source_prefix: Path, needs_libpython: bool, tools: Tools) -> None:
-    binary_names = {path.name for path in copy.glob("bin/python*")}
-    for path in _elf_files(copy):
+def _patch_runpaths(
+    staging: Path, final: Path, source_prefix: Path, needs_libpython: bool, tools: Tools
+) -> None:
+    """Point every library search path of the copy into the copy.
+
+    Libraries and modules get `$ORIGIN`-relative paths. The executable gets absolute ones
+    (its final place): the loader expands `$ORIGIN` of an executable through /proc/self/exe,
+    and the jail mounts no /proc.
+    """
+    for path in _elf_files(staging):
         dynamic = read_elf_dynamic(path)
         if dynamic is None:
             continue
-        wanted = relocated_runpath(dynamic.search_path, path, source_prefix, copy)
-        if needs_libpython and path.parent.name == "bin" and path.name in binary_names:
-            own_lib = "$ORIGIN/../lib"  # The binary must find the copied libpython first.
-            wanted = [own_lib] + [entry for entry in wanted if entry != own_lib]
+        wanted = relocated_runpath(dynamic.search_path, path, source_prefix, staging)
+        if _is_executable_path(path, staging):
+            final_file = final / path.relative_to(staging)
+            wanted = [expand_origin(entry, final_file) for entry in wanted]
+            if needs_libpython:  # The copied libpython, before anything else.
+                own_lib = str(final / "lib")
+                wanted = [own_lib] + [entry for entry in wanted if entry != own_lib]
         if list(dynamic.runpath) == wanted and not dynamic.rpath:
             continue
         if wanted:
@@ -654,6 +666,10 @@ def _patch_runpaths(copy: Path, source_prefix: Path, needs_libpython: bool, tool
         completed = subprocess.run(command, capture_output=True, text=True)
         if completed.returncode != 0:
             raise ProvisionError(f"patchelf failed on {path}: {completed.stderr.strip()}")
+
+
+def _is_executable_path(path: Path, prefix: Path) -> bool:
+    return path.parent == prefix / "bin"
 
 
 def _make_world_readable(root: Path) -> None:
@@ -724,6 +740,12 @@ def verify_runpaths(prefix: Path, snekbin: Path) -> list[str]:
     for path in _elf_files(prefix):
         dynamic = read_elf_dynamic(path)
         for entry in dynamic.search_path if dynamic else ():
+            if _is_executable_path(path, prefix) and "ORIGIN" in entry:
+                problems.append(
+                    f"{path} searches libraries in {entry}: the loader expands $ORIGIN of an "
+                    "executable through /proc, which the jail does not mount"
+                )
+                continue
             resolved = Path(os.path.realpath(expand_origin(entry, Path(os.path.realpath(path)))))
             if not _is_within(resolved, real_snekbin):
                 problems.append(f"{path} searches libraries in {entry}, outside {snekbin}")
@@ -1238,7 +1260,8 @@ def _step_interpreters(options: Options, sources: list[Interpreter], tools: Tool
         elif state.kind == "foreign":
             log.info("Python %s: leaving %s alone (%s)", source.key, copy, state.detail)
         elif options.check:
-            problems.append(f"{copy} is {state.kind} {state.detail}: run provisioning".strip())
+            detail = f" ({state.detail})" if state.detail else ""
+            problems.append(f"{copy} is {state.kind}{detail}: run provisioning")
         else:
             build_copy(source, copy, tools)
     return problems
