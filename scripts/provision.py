@@ -293,7 +293,7 @@ def probe(python: Path, env: dict[str, str] | None = None, isolated: bool = True
             f"{python} failed to start (exit {completed.returncode}): "
             f"{completed.stderr.strip()[-2000:]}"
         )
-    facts = json.loads(completed.stdout)
+    facts = json.loads(completed.stdout.strip().splitlines()[-1])  # Last: after any .pth noise.
     return Interpreter(
         python=python,
         version_info=tuple(facts["version_info"]),  # type: ignore[arg-type]
@@ -511,8 +511,19 @@ def layout_state(copy: Path, source: Interpreter) -> LayoutState:
     return LayoutState("current")
 
 
+_PYTHON_NAME = re.compile(r"python3(\.\d+t?)?")  # python3, python3.14, python3.14t; no -config
+
+
+def _python_binaries(prefix: Path) -> list[str]:
+    return sorted(
+        path.name
+        for path in prefix.glob("bin/python3*")
+        if _PYTHON_NAME.fullmatch(path.name) and os.access(path, os.X_OK)
+    )
+
+
 def _has_python_binary(prefix: Path) -> bool:
-    return any(os.access(binary, os.X_OK) for binary in prefix.glob("bin/python3*"))
+    return bool(_python_binaries(prefix))
 
 
 def ensure_python_link(prefix: Path) -> None:
@@ -520,7 +531,7 @@ def ensure_python_link(prefix: Path) -> None:
     link = prefix / "bin" / "python"
     if os.path.lexists(link):
         return
-    names = sorted(path.name for path in prefix.glob("bin/python3*") if os.access(path, os.X_OK))
+    names = _python_binaries(prefix)
     target = "python3" if "python3" in names else next(iter(names), None)
     if target is None:
         raise ProvisionError(f"{prefix}/bin has no python3 executable")
