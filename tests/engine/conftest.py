@@ -7,6 +7,7 @@ never skip, when any of that is missing, because a sandbox that was not tested i
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,13 @@ from snekbox.result import EvalResult
 from snekbox.snekio import FileAttachment
 
 RunCode = Callable[..., EvalResult]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain(text: str) -> str:
+    """``text`` without ANSI colour codes (PYTHON_COLORS=1 colours tracebacks on 3.13+)."""
+    return _ANSI.sub("", text)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -7,7 +7,7 @@ import logging
 
 from snekbox.nsjail import NsJail
 from snekbox.snekio import FileAttachment
-from tests.engine.conftest import RunCode
+from tests.engine.conftest import RunCode, plain
 
 
 def test_print_returns_exact_stdout(run: RunCode) -> None:
@@ -28,8 +28,8 @@ def test_print_from_a_file(nsjail: NsJail) -> None:
 def test_stdout_before_a_traceback_stays_before_it(run: RunCode) -> None:
     result = run("print('first'); raise ValueError('second')")
     assert result.returncode == 1
-    assert result.stdout.startswith("first\nTraceback (most recent call last):")
-    assert result.stdout.rstrip().endswith("ValueError: second")
+    assert plain(result.stdout).startswith("first\nTraceback (most recent call last):")
+    assert plain(result.stdout).rstrip().endswith("ValueError: second")
 
 
 def test_stderr_is_merged_in_write_order(run: RunCode) -> None:
@@ -64,7 +64,7 @@ def test_null_byte_in_args_fails_the_run(nsjail: NsJail) -> None:
 def test_input_raises_eof_error(run: RunCode) -> None:
     result = run("input()")
     assert result.returncode == 1
-    assert result.stdout.rstrip().endswith("EOFError: EOF when reading a line")
+    assert plain(result.stdout).rstrip().endswith("EOFError: EOF when reading a line")
 
 
 def test_timeit_with_multiline_setup_and_atexit(nsjail: NsJail) -> None:
