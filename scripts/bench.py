@@ -4,10 +4,12 @@
 Starts Gunicorn with config/gunicorn.conf.py on a free loopback port, then:
 
 1. measures the floor in this process: a bare `python -c pass`, and the same run through
-   `NsJail.python3` (no HTTP), with the CPU time one sandboxed run costs;
-2. sends three workloads (print('hi'), an import-heavy snippet, files in and out) at
+   `NsJail.python3` (no HTTP), with the CPU time one sandboxed run costs. The floor runs take
+   turns with HTTP print('hi') requests in one loop, so background load hits both alike;
+2. runs print('hi') at concurrency 4 through HTTP and through the engine alone, in turns;
+3. sends three workloads (print('hi'), an import-heavy snippet, files in and out) at
    concurrency 1, 2, 4 and 8 over keep-alive connections, checking every answer;
-3. prints p50/p95 latency and requests per second next to the floor, and checks the targets:
+4. prints p50/p95 latency and requests per second next to the floor, and checks the targets:
    at concurrency 1 a print('hi') request costs at most 5 ms over the NsJail floor at p50, and at
    concurrency 4 the server reaches 85 % of the requests per second the machine's cores allow
    for the floor's CPU cost.
@@ -34,6 +36,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,38 +156,113 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def measure_bare_python(count: int) -> Stats:
-    latencies = []
-    start = time.perf_counter()
-    for _ in range(count):
-        began = time.perf_counter()
-        subprocess.run([DEFAULT_EXECUTABLE_PATH, "-c", "pass"], check=True)
-        latencies.append(time.perf_counter() - began)
-    return Stats("bare python -c pass", 1, latencies, time.perf_counter() - start)
+class HttpClient:
+    """One keep-alive connection that sends a workload and checks the answer."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def send(self, workload: Workload) -> bool:
+        """POST the workload; True when the answer is the expected one."""
+        try:
+            self.connection.request(
+                "POST", "/eval", json.dumps(workload.body), {"Content-Type": "application/json"}
+            )
+            answer = self.connection.getresponse()
+            data = answer.read()
+            return answer.status == 200 and workload.check(json.loads(data))
+        except (OSError, http.client.HTTPException, ValueError):
+            self.connection.close()
+            return False
+
+    def close(self) -> None:
+        self.connection.close()
 
 
-def measure_nsjail(count: int, code: str) -> tuple[Stats, float]:
-    """Sequential runs through the engine, no HTTP; also returns CPU seconds per run."""
-    nsjail = NsJail()
-    nsjail.python3(["-c", code])  # warm the page cache and the engine
-    latencies = []
-    failures = 0
-    cpu_before = _cpu_seconds()
+def measure_floor(port: int, nsjail: NsJail, count: int) -> tuple[list[Stats], float]:
+    """The floor and the HTTP print('hi') at concurrency 1, interleaved.
+
+    Running them in turns, in the same loop, makes any background load on the machine hit
+    the floor and the server alike, so their difference is the server's own cost. Also returns
+    the CPU seconds one floor run (NsJail `-c pass`) costs.
+    """
+    hi = WORKLOADS[0]
+    client = HttpClient(port)
+    floor_cpu = 0.0
+
+    def bare() -> bool:
+        done = subprocess.run([DEFAULT_EXECUTABLE_PATH, "-c", "pass"], check=False)
+        return done.returncode == 0
+
+    def floor() -> bool:
+        nonlocal floor_cpu
+        before = _cpu_seconds()
+        result = nsjail.python3(["-c", "pass"])
+        floor_cpu += _cpu_seconds() - before
+        return result.returncode == 0 and result.stdout == ""
+
+    def engine_hi() -> bool:
+        result = nsjail.python3(["-c", "print('hi')"])
+        return result.returncode == 0 and result.stdout == "hi\n"
+
+    steps: list[tuple[str, Callable[[], bool]]] = [
+        ("bare python -c pass", bare),
+        ("NsJail -c pass (floor)", floor),
+        ("NsJail print('hi')", engine_hi),
+        ("HTTP print('hi')", lambda: client.send(hi)),
+    ]
+    latencies: dict[str, list[float]] = {name: [] for name, _ in steps}
+    failures = dict.fromkeys(latencies, 0)
     start = time.perf_counter()
-    for _ in range(count):
-        began = time.perf_counter()
-        result = nsjail.python3(["-c", code])
-        latencies.append(time.perf_counter() - began)
-        failures += result.returncode != 0
+    try:
+        for i in range(count):
+            for name, step in steps[i % 4 :] + steps[: i % 4]:  # rotate who goes first
+                began = time.perf_counter()
+                ok = step()
+                latencies[name].append(time.perf_counter() - began)
+                failures[name] += not ok
+    finally:
+        client.close()
     wall = time.perf_counter() - start
-    cpu = (_cpu_seconds() - cpu_before) / count
-    return Stats(f"NsJail -c {code!r}", 1, latencies, wall, failures), cpu
+    rows = [
+        Stats(name, 1, latencies[name], wall / len(steps), failures[name]) for name in latencies
+    ]
+    return rows, floor_cpu / count
+
+
+def measure_throughput_pair(
+    port: int, nsjail: NsJail, concurrency: int, count: int, rounds: int = 5
+) -> tuple[Stats, Stats]:
+    """print('hi') at `concurrency`, through HTTP and through the engine alone, in turns.
+
+    Alternating rounds of each keeps background load from favouring one side.
+    """
+    engine = Stats("NsJail print('hi')", concurrency, [], 0.0)
+    server = Stats("HTTP print('hi')", concurrency, [], 0.0)
+    per_round = max(count // rounds, concurrency)
+    hi = WORKLOADS[0]
+
+    def engine_run(_: int) -> None:
+        began = time.perf_counter()
+        result = nsjail.python3(["-c", "print('hi')"])
+        engine.latencies.append(time.perf_counter() - began)
+        engine.failures += result.returncode != 0 or result.stdout != "hi\n"
+
+    for _ in range(rounds):
+        start = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(engine_run, range(per_round)))
+        engine.wall += time.perf_counter() - start
+        part = run_series(port, hi, concurrency, per_round)
+        server.latencies += part.latencies
+        server.failures += part.failures
+        server.wall += part.wall
+    return engine, server
 
 
 def run_series(port: int, workload: Workload, concurrency: int, count: int) -> Stats:
     """Send `count` requests from `concurrency` threads, one keep-alive connection each."""
-    body = json.dumps(workload.body).encode()
-    headers = {"Content-Type": "application/json"}
     latencies: list[float] = []
     failures = 0
     lock = threading.Lock()
@@ -192,27 +270,20 @@ def run_series(port: int, workload: Workload, concurrency: int, count: int) -> S
 
     def client() -> None:
         nonlocal failures
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        http = HttpClient(port)
         try:
             while True:
                 with lock:
                     if next(remaining, None) is None:
                         return
                 began = time.perf_counter()
-                try:
-                    connection.request("POST", "/eval", body, headers)
-                    answer = connection.getresponse()
-                    data = answer.read()
-                    ok = answer.status == 200 and workload.check(json.loads(data))
-                except (OSError, http.client.HTTPException, ValueError):
-                    connection.close()
-                    ok = False
+                ok = http.send(workload)
                 elapsed = time.perf_counter() - began
                 with lock:
                     latencies.append(elapsed)
                     failures += not ok
         finally:
-            connection.close()
+            http.close()
 
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
     start = time.perf_counter()
@@ -314,37 +385,44 @@ def main() -> int:
     os.chdir(REPO)
     count = options.requests
     cores = os.cpu_count() or 1
+    load_before = os.getloadavg()[0]
 
-    bare = measure_bare_python(count)
-    floor, cpu_per_run = measure_nsjail(count, "pass")
-    engine_hi, _ = measure_nsjail(count, "print('hi')")
-    floor_rows = [bare, floor, engine_hi]
-
-    series: list[Stats] = []
+    nsjail = NsJail()
+    nsjail.python3(["-c", "pass"])  # warm the page cache
     with gunicorn(options.log) as port:
         for workload in WORKLOADS:
             run_series(port, workload, 2, 4)  # warm both workers
-            for concurrency in CONCURRENCIES:
-                series.append(run_series(port, workload, concurrency, max(count, concurrency * 10)))
+        floor_rows, cpu_per_run = measure_floor(port, nsjail, count)
+        engine_c4, http_c4 = measure_throughput_pair(port, nsjail, 4, max(count, 40))
+        series = [
+            run_series(port, workload, concurrency, max(count, concurrency * 10))
+            for workload in WORKLOADS
+            for concurrency in CONCURRENCIES
+        ]
+    load_after = os.getloadavg()[0]
 
     print(_header(options.markdown))
-    for stats in floor_rows + series:
+    for stats in [*floor_rows, engine_c4, http_c4, *series]:
         print(_row(stats, options.markdown))
 
-    hi = {s.concurrency: s for s in series if s.name == "print('hi')"}
-    overhead = hi[1].p50 - floor.p50
+    floor = floor_rows[1]
+    overhead = floor_rows[3].p50 - floor.p50
+    overhead_vs_hi = floor_rows[3].p50 - floor_rows[2].p50
     ceiling = cores / cpu_per_run
-    share = hi[4].rps / ceiling
-    failures = sum(s.failures for s in floor_rows + series)
+    share = http_c4.rps / ceiling
+    failures = sum(s.failures for s in [*floor_rows, engine_c4, http_c4, *series])
     print()
+    print(f"Load average: {load_before:.2f} before, {load_after:.2f} after (other work skews this)")
     print(f"NsJail floor: p50 {floor.p50:.1f} ms, {cpu_per_run * 1000:.1f} ms CPU per run")
     print(
-        f"HTTP overhead at c=1 (print('hi') p50 - floor p50): {overhead:+.1f} ms "
-        f"(target <= {OVERHEAD_TARGET_MS:.0f} ms)"
+        f"HTTP overhead at c=1, print('hi') over the floor at p50: {overhead:+.1f} ms "
+        f"(target <= {OVERHEAD_TARGET_MS:.0f} ms); "
+        f"over NsJail print('hi'): {overhead_vs_hi:+.1f} ms"
     )
     print(
-        f"Throughput at c=4: {hi[4].rps:.1f} req/s = {share:.0%} of the {ceiling:.1f} req/s "
-        f"{cores} cores allow for the floor's CPU cost (target >= {THROUGHPUT_TARGET:.0%})"
+        f"Throughput at c=4: {http_c4.rps:.1f} req/s = {share:.0%} of the {ceiling:.1f} req/s "
+        f"{cores} cores allow for the floor's CPU cost (target >= {THROUGHPUT_TARGET:.0%}); "
+        f"the engine alone, in turns with it: {engine_c4.rps:.1f} req/s"
     )
     print(f"Wrong or failed answers: {failures}")
     met = overhead <= OVERHEAD_TARGET_MS and share >= THROUGHPUT_TARGET and failures == 0
