@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,19 +121,23 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(10)
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One Gunicorn for the whole session, as deployed apart from the port."""
+def require_provisioned_root() -> None:
+    """Fail (never skip) when the sandboxes cannot run here."""
     if os.geteuid() != 0:
         pytest.fail("The integration tests run real NsJail sandboxes and need root.")
     if not Path("/snekbin/python/default/bin/python").is_file():
         pytest.fail("The host is not provisioned (no /snekbin/python/default); run make setup.")
 
-    log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
+
+@contextmanager
+def running_server(log_path: Path, **env_overrides: str) -> Iterator[Server]:
+    """Start Gunicorn as deployed, apart from the port and `env_overrides`; stop it after."""
+    require_provisioned_root()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["SNEKBOX_MAX_CONCURRENT_RUNS"] = str(CONCURRENT_RUNS)
     env["SNEKBOX_BODY_TIMEOUT"] = str(BODY_TIMEOUT)
     env.pop("SNEKBOX_SLOTS_DIR", None)
+    env.update(env_overrides)
     port = free_port()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
@@ -157,3 +162,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield running
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One Gunicorn for the whole session, as deployed apart from the port."""
+    with running_server(tmp_path_factory.mktemp("gunicorn") / "server.log") as running:
+        yield running

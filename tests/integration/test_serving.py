@@ -11,8 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 
 import pytest
+from gunicorn.util import import_app
 
-from tests.integration.conftest import BODY_TIMEOUT, CONCURRENT_RUNS, Server
+from snekbox import SnekAPI
+from tests.integration.conftest import (
+    BODY_TIMEOUT,
+    CONCURRENT_RUNS,
+    Server,
+    require_provisioned_root,
+    running_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -211,3 +219,22 @@ def test_logs_go_to_stdout_in_one_format(server: Server) -> None:
     assert re.search(access, log), log[-2000:]
     assert re.search(log_line(r"snekbox\.\S+", "INFO", ".*"), log)
     assert re.search(log_line(r"gunicorn\.error", "INFO", ".*"), log)
+
+
+def test_debug_logging_shows_nsjail_arguments(tmp_path_factory: pytest.TempPathFactory) -> None:
+    log_path = tmp_path_factory.mktemp("debug") / "server.log"
+    with running_server(log_path, SNEKBOX_DEBUG="1") as debug_server:
+        assert debug_server.post_eval({"input": "print('hi')"}).json["stdout"] == "hi\n"
+        time.sleep(0.2)
+        log = debug_server.log()
+    assert re.search(log_line(r"snekbox\.nsjail", "DEBUG", r"NsJail arguments: .*--config.*"), log)
+    assert re.search(log_line(r"snekbox\.api\.resources\.eval", "DEBUG", "Evaluating .*"), log)
+
+
+def test_wsgi_app_arguments_reach_nsjail() -> None:
+    """`wsgi_app = "snekbox:SnekAPI(max_output_size=2_000_000)"` configures the engine."""
+    require_provisioned_root()
+    app = import_app("snekbox:SnekAPI(max_output_size=2_000_000, files_limit=7)")
+    assert isinstance(app, SnekAPI)
+    assert app.nsjail.max_output_size == 2_000_000
+    assert app.nsjail.files_limit == 7
