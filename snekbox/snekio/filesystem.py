@@ -14,6 +14,7 @@ import operator
 import os
 from collections.abc import Iterable
 from enum import IntEnum
+from errno import EBUSY
 from pathlib import Path
 
 __all__ = ("MountFlag", "Size", "mount", "unmount")
@@ -76,13 +77,16 @@ def unmount(target: str | Path) -> None:
     """Unmount ``target``, detaching it lazily if something still holds it open.
 
     A lazy detach still frees the tmpfs once the last user is gone, and it never leaves the
-    mount point visible, which is what cleanup after a run needs.
+    mount point visible, which is what cleanup after a run needs. "Busy" is routine: a jail
+    started at the same moment by another request gets a copy of every host mount in its new
+    mount namespace, this one included, until NsJail has pivoted into its own root.
     """
     path = os.fsencode(target)
     if _libc.umount2(path, 0) == 0:
         return
     errno = ctypes.get_errno()
-    log.warning("Unmounting %s failed (%s); detaching it lazily.", target, os.strerror(errno))
+    level = logging.DEBUG if errno == EBUSY else logging.WARNING
+    log.log(level, "Unmounting %s failed (%s); detaching it lazily.", target, os.strerror(errno))
     if _libc.umount2(path, MNT_DETACH) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"Failed to unmount {target}: {os.strerror(errno)}")
