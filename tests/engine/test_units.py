@@ -158,3 +158,26 @@ def test_limit_options_are_taken_out_of_nsjail_args() -> None:
     )
     assert found == {"time_limit": 3, "cgroup_mem_max": 1000, "cgroup_pids_max": 5}
     assert rest == ["-v"]
+
+
+def test_missing_nsjail_binary_is_a_clear_startup_error(tmp_path: Path) -> None:
+    from snekbox.nsjail import NsJail, NsJailNotFoundError
+
+    with pytest.raises(NsJailNotFoundError, match="does not exist or is not executable"):
+        NsJail(nsjail_path=str(tmp_path / "nsjail"))
+
+
+def test_configured_nsjail_binary_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from snekbox.nsjail import locate_nsjail
+
+    monkeypatch.setenv("SNEKBOX_NSJAIL_PATH", "/usr/sbin/nsjail")
+    assert locate_nsjail() == "/usr/sbin/nsjail"
+
+
+def test_missing_memfs_root_is_a_clear_startup_error(tmp_path: Path) -> None:
+    from snekbox.nsjail import NsJail
+
+    with pytest.raises(FileNotFoundError, match="memfs root"):
+        NsJail(memfs_root=tmp_path / "missing")
