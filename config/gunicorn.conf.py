@@ -17,9 +17,24 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
 
-from snekbox.api.settings import SLOTS_DIR_ENV, ApiSettings
+# Metrics: prometheus-client chooses per-process files or in-memory values when it is first
+# imported, and importing snekbox below imports it. So the directory every worker writes its
+# metrics to is set first, here in the master, and emptied: values of a previous server (or of
+# dead workers' pids) must not be summed into this one's.
+_METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_METRICS_PREFIX = "snekbox-metrics-"
+if os.environ.get(_METRICS_ENV):
+    _metrics_dir = Path(os.environ[_METRICS_ENV])
+    _metrics_dir.mkdir(parents=True, exist_ok=True)
+    for _stale in _metrics_dir.glob("*.db"):
+        _stale.unlink()
+else:
+    os.environ[_METRICS_ENV] = tempfile.mkdtemp(prefix=_METRICS_PREFIX)
+
+from snekbox.api.settings import SLOTS_DIR_ENV, ApiSettings  # noqa: E402 (after the above)
 
 _settings = ApiSettings.from_env()
 
@@ -35,8 +50,9 @@ threads = _settings.max_concurrent_runs + SPARE_THREADS
 
 # gthread workers heartbeat from their main loop, so this bounds a hung worker, not a request.
 timeout = 30
-# Long enough for a run in progress (6 s wall time plus file collection) to finish on restart.
-graceful_timeout = 20
+# Long enough for a run in progress to finish on restart: the longest time limit a request may
+# ask for, plus NsJail's kill grace and file collection.
+graceful_timeout = max(20, _settings.max_limits.time + 10)
 keepalive = 5
 
 # The default control socket lives at one path per user, so two servers on a host (tests, a
@@ -61,8 +77,16 @@ def on_starting(server: Any) -> None:
         )
 
 
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges (runs in flight), so they stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 def on_exit(server: Any) -> None:
-    """Remove the slot directory this master created."""
-    directory = os.environ.get(SLOTS_DIR_ENV, "")
-    if os.path.basename(directory).startswith("snekbox-slots-"):
-        shutil.rmtree(directory, ignore_errors=True)
+    """Remove the slot and metrics directories this master created."""
+    for name, prefix in ((SLOTS_DIR_ENV, "snekbox-slots-"), (_METRICS_ENV, _METRICS_PREFIX)):
+        directory = os.environ.get(name, "")
+        if os.path.basename(directory).startswith(prefix):
+            shutil.rmtree(directory, ignore_errors=True)

@@ -4,14 +4,32 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import falcon
 
-from snekbox.api.resources.eval import EvalResource, Runner
+from snekbox.api import metrics
+from snekbox.api.health import HealthCheck, sandbox_probe
+from snekbox.api.interpreters import (
+    USER_BASE,
+    Interpreter,
+    discover_interpreters,
+    jail_environment,
+)
+from snekbox.api.limits import LimitPolicy, engine_defaults
+from snekbox.api.resources import (
+    EvalResource,
+    HealthResource,
+    InfoResource,
+    MetricsResource,
+    OpenAPIResource,
+)
+from snekbox.api.resources.eval import Runner
+from snekbox.api.resources.openapi import load_openapi
 from snekbox.api.settings import ApiSettings
 from snekbox.api.slots import RunSlots
-from snekbox.nsjail import NsJail
+from snekbox.nsjail import EvalLimits, NsJail
 from snekbox.utils.sentry import init_sentry
 
 __all__ = ["SnekAPI", "create_app"]
@@ -55,19 +73,64 @@ def handle_unexpected_error(
     )
 
 
-def _mount(app: falcon.App, runner: Runner, settings: ApiSettings, slots: RunSlots | None) -> None:
+def _mount(
+    app: falcon.App,
+    runner: Runner,
+    settings: ApiSettings,
+    slots: RunSlots | None,
+    interpreters: Sequence[Interpreter],
+) -> None:
     """Install snekbox's routes and error handling on `app`."""
+    from snekbox import __version__
+
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected_error)
-    app.add_route("/eval", EvalResource(runner, settings=settings, slots=slots))
+    if slots is None:
+        slots = RunSlots(settings.max_concurrent_runs, settings.slots_dir)
+    limits = LimitPolicy(engine_defaults(runner), settings.max_limits)
+    _warn_about_limits(limits, slots)
+    app.add_route("/eval", EvalResource(runner, settings=settings, slots=slots, limits=limits))
+    app.add_route(
+        "/info",
+        InfoResource(
+            snekbox_version=__version__,
+            api_version=load_openapi()["info"]["version"],
+            interpreters=interpreters,
+            limits=limits,
+            settings=settings,
+        ),
+    )
+    app.add_route("/health", HealthResource(HealthCheck(sandbox_probe(runner))))
+    app.add_route("/metrics", MetricsResource())
+    app.add_route("/openapi.json", OpenAPIResource())
+    metrics.RUN_SLOTS.set(slots.count)
+
+
+def _warn_about_limits(limits: LimitPolicy, slots: RunSlots) -> None:
+    """Say at start-up when the configured maxima cannot be honoured as documented."""
+    needed = limits.slots_for(EvalLimits(memory=limits.maxima.memory))
+    if needed > slots.count:
+        log.warning(
+            "A run at the maximum memory limit (%d bytes) needs %d run slots but the server "
+            "has %d; such runs take every slot and may pin more memory than the slots were "
+            "sized for",
+            limits.maxima.memory,
+            needed,
+            slots.count,
+        )
 
 
 def create_app(
-    runner: Runner, settings: ApiSettings | None = None, slots: RunSlots | None = None
+    runner: Runner,
+    settings: ApiSettings | None = None,
+    slots: RunSlots | None = None,
+    *,
+    interpreters: Sequence[Interpreter] = (),
 ) -> falcon.App:
     """Build the API around any runner; tests pass a fake one and need no sandbox."""
     app = falcon.App(**APP_OPTIONS)
-    _mount(app, runner, settings if settings is not None else ApiSettings.from_env(), slots)
+    settings = settings if settings is not None else ApiSettings.from_env()
+    _mount(app, runner, settings, slots, interpreters)
     return app
 
 
@@ -83,12 +146,18 @@ class SnekAPI(falcon.App):
         from snekbox import __version__
 
         init_sentry(__version__)
+        metrics.check_multiprocess_mode()
         settings = ApiSettings.from_env()
         self.nsjail = NsJail(*args, **kwargs)
-        _mount(self, self.nsjail, settings, None)
+        jail_env = jail_environment(self.nsjail.config.envar)
+        interpreters = discover_interpreters(
+            env=jail_env, user_base=jail_env.get("PYTHONUSERBASE", USER_BASE)
+        )
+        _mount(self, self.nsjail, settings, None, interpreters)
         log.info(
-            "snekbox %s ready: %d concurrent runs, bodies up to %d bytes",
+            "snekbox %s ready: %d concurrent runs, bodies up to %d bytes, queue timeout %g s",
             __version__,
             settings.max_concurrent_runs,
             settings.max_body_size,
+            settings.queue_timeout,
         )

@@ -17,10 +17,14 @@ __all__ = [
     "BODY_TIMEOUT_ENV",
     "MAX_BODY_SIZE_ENV",
     "MAX_CONCURRENT_RUNS_ENV",
+    "MAX_LIMIT_ENVS",
+    "QUEUE_TIMEOUT_ENV",
     "SLOTS_DIR_ENV",
     "ApiSettings",
+    "LimitMaxima",
     "default_max_body_size",
     "default_max_concurrent_runs",
+    "run_memory_footprint",
 ]
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,14 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENT_RUNS_ENV = "SNEKBOX_MAX_CONCURRENT_RUNS"
 MAX_BODY_SIZE_ENV = "SNEKBOX_MAX_BODY_SIZE"
 BODY_TIMEOUT_ENV = "SNEKBOX_BODY_TIMEOUT"
+QUEUE_TIMEOUT_ENV = "SNEKBOX_QUEUE_TIMEOUT"
+# The highest value a request's `limits` may ask for, per limit.
+MAX_LIMIT_ENVS = {
+    "time": "SNEKBOX_MAX_TIME_LIMIT",
+    "memory": "SNEKBOX_MAX_MEMORY_LIMIT",
+    "pids": "SNEKBOX_MAX_PIDS_LIMIT",
+    "output_size": "SNEKBOX_MAX_OUTPUT_SIZE",
+}
 # Set by config/gunicorn.conf.py in the master so that every worker shares one set of slots.
 SLOTS_DIR_ENV = "SNEKBOX_SLOTS_DIR"
 
@@ -35,7 +47,9 @@ MiB = 1024**2
 
 # Worst-case host memory one run can pin: its memory cgroup limit, its tmpfs home and its
 # /dev/shm (both tmpfs pages can stay resident until the run's mounts go away).
-RUN_MEMORY_FOOTPRINT = (70 + 48 + 40) * MiB
+DEFAULT_RUN_MEMORY_LIMIT = 70 * MiB
+RUN_TMPFS_FOOTPRINT = (48 + 40) * MiB
+RUN_MEMORY_FOOTPRINT = DEFAULT_RUN_MEMORY_LIMIT + RUN_TMPFS_FOOTPRINT
 # More slots than this only queues more CPU-bound work on a small machine's cores; raise the
 # setting explicitly on a big host.
 MAX_DEFAULT_RUNS = 32
@@ -46,6 +60,21 @@ MAX_FILE_SIZE = 8 * MiB
 CODE_AND_JSON_ALLOWANCE = 4 * MiB
 
 DEFAULT_BODY_TIMEOUT = 10.0
+# A queued request plus a default 6 s run still answers within a client's 10 s timeout.
+DEFAULT_QUEUE_TIMEOUT = 3.0
+
+# How far a request may raise each limit unless the operator says otherwise. A run that asks
+# for more memory takes more run slots (see `run_memory_footprint`), so raising the memory
+# limit never lets the server pin more memory than its slot count was sized for.
+DEFAULT_MAX_TIME_LIMIT = 30
+DEFAULT_MAX_MEMORY_LIMIT = 512 * MiB
+DEFAULT_MAX_PIDS_LIMIT = 64
+DEFAULT_MAX_OUTPUT_SIZE = 10_000_000
+
+
+def run_memory_footprint(memory_limit: int) -> int:
+    """Host memory a run with `memory_limit` can pin: the limit plus its two tmpfs mounts."""
+    return memory_limit + RUN_TMPFS_FOOTPRINT
 
 
 def _base64_size(size: int) -> int:
@@ -100,6 +129,39 @@ def _positive(env: Mapping[str, str], name: str, kind: type[int] | type[float]) 
 
 
 @dataclass(frozen=True, slots=True)
+class LimitMaxima:
+    """The most a request's `limits` may ask for; the field names are the request's keys."""
+
+    time: int = DEFAULT_MAX_TIME_LIMIT
+    """Wall-time limit in seconds."""
+    memory: int = DEFAULT_MAX_MEMORY_LIMIT
+    """Memory limit of the run's cgroup in bytes."""
+    pids: int = DEFAULT_MAX_PIDS_LIMIT
+    """Processes and threads at once."""
+    output_size: int = DEFAULT_MAX_OUTPUT_SIZE
+    """Characters of output before the run is stopped."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LimitMaxima:
+        """Read each maximum from its variable in `MAX_LIMIT_ENVS`; unset ones keep defaults."""
+        values = {
+            field: int(value)
+            for field, name in MAX_LIMIT_ENVS.items()
+            if (value := _positive(env, name, int)) is not None
+        }
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, int]:
+        """The maxima keyed like a request's `limits` object."""
+        return {
+            "time": self.time,
+            "memory": self.memory,
+            "pids": self.pids,
+            "output_size": self.output_size,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ApiSettings:
     """Limits the HTTP layer enforces before a request reaches a sandbox."""
 
@@ -111,6 +173,10 @@ class ApiSettings:
     """Seconds a client may go without sending any of its body before it is answered 408."""
     slots_dir: str | None = None
     """Directory of lock files that share the run slots between worker processes."""
+    queue_timeout: float = DEFAULT_QUEUE_TIMEOUT
+    """Seconds a request may wait for a run slot before it is answered 429."""
+    max_limits: LimitMaxima = LimitMaxima()
+    """How far a request's `limits` may raise each limit."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -120,9 +186,12 @@ class ApiSettings:
         runs = _positive(env, MAX_CONCURRENT_RUNS_ENV, int)
         body = _positive(env, MAX_BODY_SIZE_ENV, int)
         timeout = _positive(env, BODY_TIMEOUT_ENV, float)
+        queue_timeout = _positive(env, QUEUE_TIMEOUT_ENV, float)
         return cls(
             max_concurrent_runs=int(runs) if runs else default_max_concurrent_runs(),
             max_body_size=int(body) if body else default_max_body_size(),
             body_timeout=timeout or DEFAULT_BODY_TIMEOUT,
             slots_dir=env.get(SLOTS_DIR_ENV) or None,
+            queue_timeout=queue_timeout or DEFAULT_QUEUE_TIMEOUT,
+            max_limits=LimitMaxima.from_env(env),
         )

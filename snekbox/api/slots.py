@@ -8,6 +8,9 @@ drops the lock when its holder dies, so a crashed worker cannot leak a slot.
 
 Within one process, `flock` on the same open file does not exclude a second thread, so a
 condition variable hands out each of the process's descriptors to one thread at a time.
+
+A run that may pin more memory than a default one (its request raised the memory limit) takes
+several slots at once, so the slot count keeps bounding the memory all runs can pin together.
 """
 
 from __future__ import annotations
@@ -72,25 +75,45 @@ class RunSlots:
             self._fds_pid = os.getpid()
         return self._fds
 
-    def _try_take(self) -> int | None:
-        """Take a slot that is free both here and in every other process; caller holds _cond."""
+    def _try_take(self, weight: int) -> list[int] | None:
+        """Take `weight` slots free here and in every other process, or none; hold _cond.
+
+        All or nothing: a partial grab is given back at once, so two heavy runs can never
+        each hold half of what both need and wait on each other.
+        """
+        if len(self._free) < weight:
+            return None
         if self.lock_dir is None:
-            return self._free.pop() if self._free else None
+            taken = self._free[-weight:]
+            del self._free[-weight:]
+            return taken
         fds = self._descriptors()
-        for position, slot in enumerate(self._free):
+        taken = []
+        for slot in self._free:
             try:
                 fcntl.flock(fds[slot], fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue
-            del self._free[position]
-            return slot
-        return None
+            taken.append(slot)
+            if len(taken) == weight:
+                break
+        if len(taken) < weight:
+            for slot in taken:
+                fcntl.flock(fds[slot], fcntl.LOCK_UN)
+            return None
+        self._free = [slot for slot in self._free if slot not in taken]
+        return taken
 
-    def acquire(self, timeout: float | None = None) -> int:
-        """Wait for a slot (at most `timeout` seconds when given) and return its number."""
+    def acquire_many(self, weight: int = 1, timeout: float | None = None) -> list[int]:
+        """Wait for `weight` slots at once (at most `timeout` seconds) and return their numbers.
+
+        A weight above the slot count is capped at the count: such a run takes the whole
+        server rather than never running.
+        """
+        weight = max(1, min(weight, self.count))
         start = time.monotonic()
         with self._cond:
-            while (slot := self._try_take()) is None:
+            while (taken := self._try_take(weight)) is None:
                 remaining = None if timeout is None else timeout - (time.monotonic() - start)
                 if remaining is not None and remaining <= 0:
                     raise NoSlotAvailableError(time.monotonic() - start)
@@ -101,22 +124,32 @@ class RunSlots:
                 self._cond.wait(wait)
         waited = time.monotonic() - start
         if waited > 0.001:
-            log.debug("Waited %.3f s for run slot %d", waited, slot)
-        return slot
+            log.debug("Waited %.3f s for run slot(s) %s", waited, taken)
+        return taken
+
+    def acquire(self, timeout: float | None = None) -> int:
+        """Wait for one slot (at most `timeout` seconds when given) and return its number."""
+        return self.acquire_many(1, timeout)[0]
+
+    def release_many(self, slots: list[int]) -> None:
+        """Give slots back and wake this process's waiting threads."""
+        with self._cond:
+            for slot in slots:
+                if self.lock_dir is not None:
+                    fcntl.flock(self._fds[slot], fcntl.LOCK_UN)
+                self._free.append(slot)
+            # Every waiter: a freed slot may complete a heavy run's set or serve a light one.
+            self._cond.notify_all()
 
     def release(self, slot: int) -> None:
-        """Give a slot back and wake one waiting thread of this process."""
-        with self._cond:
-            if self.lock_dir is not None:
-                fcntl.flock(self._fds[slot], fcntl.LOCK_UN)
-            self._free.append(slot)
-            self._cond.notify()
+        """Give one slot back."""
+        self.release_many([slot])
 
     @contextmanager
-    def slot(self, timeout: float | None = None) -> Iterator[int]:
-        """Hold one slot for the duration of the block."""
-        slot = self.acquire(timeout)
+    def slot(self, timeout: float | None = None, weight: int = 1) -> Iterator[list[int]]:
+        """Hold `weight` slots (one by default) for the duration of the block."""
+        slots = self.acquire_many(weight, timeout)
         try:
-            yield slot
+            yield slots
         finally:
-            self.release(slot)
+            self.release_many(slots)

@@ -53,6 +53,19 @@ EVAL_SCHEMA: Mapping[str, Any] = {
             },
         },
         "executable_path": {"type": "string"},
+        # Per-run limits; each may go up to the server's maximum (checked after the schema,
+        # since the maxima are configuration, not schema).
+        "limits": {
+            "type": "object",
+            "properties": {
+                "time": {"type": "integer", "minimum": 1},
+                "memory": {"type": "integer", "minimum": 1},
+                "pids": {"type": "integer", "minimum": 1},
+                "output_size": {"type": "integer", "minimum": 1},
+            },
+            # A misspelt limit would otherwise be ignored while the client believes it applies.
+            "additionalProperties": False,
+        },
     },
     # Unknown keys are ignored: some clients send extra fields.
     "anyOf": [{"required": ["input"]}, {"required": ["args"]}],
@@ -84,6 +97,8 @@ class EvalRequest:
     args: list[str]
     files: list[FileAttachment]
     executable_path: str | None
+    limits: dict[str, int] | None = None
+    """The request's `limits` as integers, not yet checked against the server's maxima."""
 
 
 def bounded_repr(value: object, limit: int = REPR_LIMIT, depth: int = 0) -> str:
@@ -248,4 +263,8 @@ def parse_eval_request(body: object) -> EvalRequest:
         args=args,
         files=_parse_files(body.get("files", ())),
         executable_path=body.get("executable_path"),
+        # JSON Schema counts 2.0 as an integer; NsJail's options need "2".
+        limits={name: int(value) for name, value in body["limits"].items()}
+        if "limits" in body
+        else None,
     )

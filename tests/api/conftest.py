@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +13,15 @@ from falcon import testing
 
 from snekbox.api import create_app
 from snekbox.api.settings import ApiSettings
+from snekbox.config_pb2 import NsJailConfig
+from snekbox.nsjail import read_config
 from snekbox.result import EvalResult
 from snekbox.snekio import FileAttachment
 
 SMALL_BODY_LIMIT = 64 * 1024
+REPO = Path(__file__).resolve().parents[2]
+# The deployed NsJail config, so default limits in /info and slot weights are the real ones.
+NSJAIL_CONFIG = read_config(REPO / "config" / "snekbox.cfg")
 
 
 @dataclass
@@ -27,6 +33,8 @@ class FakeRunner:
     calls: list[dict[str, Any]] = field(default_factory=list)
     hook: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    config: NsJailConfig = field(default_factory=lambda: NSJAIL_CONFIG)
+    max_output_size: int = 1_000_000
 
     def python3(
         self,

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import stat
+import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import falcon
 
+from snekbox.api import metrics
 from snekbox.api.body import read_json_body
 from snekbox.api.errors import (
     EXECUTABLE_MISSING_TITLE,
     EXECUTABLE_NOT_EXECUTABLE_TITLE,
     EXECUTABLE_NOT_FILE_TITLE,
 )
+from snekbox.api.limits import LimitPolicy, engine_defaults
 from snekbox.api.settings import ApiSettings
-from snekbox.api.slots import RunSlots
+from snekbox.api.slots import NoSlotAvailableError, RunSlots
 from snekbox.api.validation import bounded_repr, parse_eval_request
 
 if TYPE_CHECKING:
+    from snekbox.config_pb2 import NsJailConfig
+    from snekbox.nsjail import EvalLimits
     from snekbox.result import EvalResult
     from snekbox.snekio import FileAttachment
 
@@ -30,7 +36,11 @@ log = logging.getLogger(__name__)
 
 
 class Runner(Protocol):
-    """What the resource needs from the engine: `NsJail`, or a fake in unit tests."""
+    """What the API needs from the engine: `NsJail`, or a fake in unit tests."""
+
+    config: NsJailConfig
+    """The NsJail config, for the default limits a run gets."""
+    max_output_size: int
 
     def python3(
         self,
@@ -38,6 +48,8 @@ class Runner(Protocol):
         files: Iterable[FileAttachment] = (),
         nsjail_args: Sequence[str] = (),
         executable_path: str = ...,
+        *,
+        limits: EvalLimits | None = None,
     ) -> EvalResult:
         """Run one sandboxed Python program to completion."""
         ...
@@ -70,9 +82,11 @@ class EvalResource:
     """Evaluate Python code in a sandbox; every evaluation is a 200, whatever the code did.
 
     A request body has `input` (code for `-c`) and/or `args` (the interpreter's arguments),
-    optionally `files` to place in the working directory and `executable_path` to pick an
-    interpreter. The answer is `{"stdout", "returncode", "files"}`; a null returncode means
-    the run could not happen, with the reason in `stdout`.
+    optionally `files` to place in the working directory, `executable_path` to pick an
+    interpreter and `limits` to change the run's limits within the server's maxima. The answer
+    is `{"stdout", "returncode", "files"}` plus the run's status and usage (`EvalResult.usage`);
+    a null returncode means the run could not happen, with the reason in `stdout`. When no run
+    slot frees up within the queue timeout, the answer is 429 with `Retry-After`.
     """
 
     def __init__(
@@ -81,6 +95,7 @@ class EvalResource:
         *,
         settings: ApiSettings | None = None,
         slots: RunSlots | None = None,
+        limits: LimitPolicy | None = None,
     ) -> None:
         self.nsjail = nsjail
         self.settings = settings if settings is not None else ApiSettings.from_env()
@@ -88,6 +103,11 @@ class EvalResource:
             slots
             if slots is not None
             else RunSlots(self.settings.max_concurrent_runs, self.settings.slots_dir)
+        )
+        self.limits = (
+            limits
+            if limits is not None
+            else LimitPolicy(engine_defaults(nsjail), self.settings.max_limits)
         )
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -99,20 +119,66 @@ class EvalResource:
         if request.executable_path is not None:
             check_executable(request.executable_path)
 
+        limits = self.limits.resolve(request.limits)
+
         log.debug(
-            "Evaluating %d args, %d files, executable %s",
+            "Evaluating %d args, %d files, executable %s, limits %s",
             len(request.args),
             len(request.files),
             request.executable_path or "(default)",
+            request.limits or "(default)",
         )
-        options = (
-            {} if request.executable_path is None else {"executable_path": request.executable_path}
-        )
-        with self.slots.slot():
-            result = self.nsjail.python3(request.args, request.files, **options)
+        # Only what the request set is passed on, so a request without them reaches the
+        # engine exactly as it always did.
+        options: dict[str, Any] = {}
+        if request.executable_path is not None:
+            options["executable_path"] = request.executable_path
+        if limits is not None:
+            options["limits"] = limits
 
+        result = self._run_in_slot(request.args, request.files, options, limits)
+        metrics.EVALS.labels(result.status).inc()
+        metrics.EVAL_DURATION.observe(result.duration)
         resp.media = {
             "stdout": result.stdout,
             "returncode": result.returncode,
             "files": [file.as_dict() for file in result.files],
+            **result.usage(),
         }
+
+    def _run_in_slot(
+        self,
+        args: list[str],
+        files: list[FileAttachment],
+        options: dict[str, Any],
+        limits: EvalLimits | None,
+    ) -> EvalResult:
+        """Wait up to the queue timeout for run slots, then run; 429 if none freed up."""
+        queued = time.monotonic()
+        try:
+            taken = self.slots.acquire_many(
+                self.limits.slots_for(limits), self.settings.queue_timeout
+            )
+        except NoSlotAvailableError as error:
+            metrics.QUEUE_REJECTIONS.inc()
+            raise self._server_full(error) from None
+        metrics.QUEUE_WAIT.observe(time.monotonic() - queued)
+        try:
+            with metrics.RUNS_IN_FLIGHT.track_inprogress():
+                return self.nsjail.python3(args, files, **options)
+        finally:
+            self.slots.release_many(taken)
+
+    def _server_full(self, error: NoSlotAvailableError) -> falcon.HTTPTooManyRequests:
+        """The 429 for a request that found every slot busy for the whole queue timeout.
+
+        `Retry-After` is the default time limit: by then every default run that held a slot
+        when this request gave up has ended.
+        """
+        retry_after = max(1, math.ceil(self.limits.defaults.time or 1))
+        log.info("Every run slot stayed busy for %.1f s; answering 429", error.waited)
+        return falcon.HTTPTooManyRequests(
+            description=f"All {self.slots.count} sandbox slots stayed busy for "
+            f"{self.settings.queue_timeout:g} seconds; retry after {retry_after} seconds.",
+            retry_after=retry_after,
+        )

@@ -1,0 +1,115 @@
+"""Prometheus metrics: what the evaluations did, how long they queued, and what was refused.
+
+Under Gunicorn every worker process counts its own requests, and a scrape lands on one worker;
+prometheus-client's multiprocess mode makes each worker write its values to files in
+`PROMETHEUS_MULTIPROC_DIR` and the scraped worker sums them all. The variable must be set
+before `prometheus_client` is first imported (it picks its storage at import time), which is
+why `config/gunicorn.conf.py` sets it at the top, before it imports anything of snekbox's.
+Without the variable (tests, a single process) the metrics live in this process's registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
+
+__all__ = [
+    "EVALS",
+    "EVAL_DURATION",
+    "MULTIPROC_DIR_ENV",
+    "QUEUE_REJECTIONS",
+    "QUEUE_WAIT",
+    "RUNS_IN_FLIGHT",
+    "RUN_SLOTS",
+    "STATUSES",
+    "render",
+]
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Every value of a response's `status` (see snekbox.nsjail.decide_status), so each series
+# exists from the start and a rate over it never misses its first increment.
+STATUSES = (
+    "ok",
+    "error",
+    "signaled",
+    "timed_out",
+    "out_of_memory",
+    "output_limit",
+    "pids_limit",
+    "failed",
+)
+
+# Runs last from ~50 ms (print) to the time limit (6 s by default, at most 30 s per request).
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 20.0, 30.0, 40.0)
+# Most requests find a free slot at once; the rest wait up to the queue timeout (3 s default).
+QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
+
+EVALS = Counter(
+    "snekbox_evals",
+    "Evaluations that ran, by how they ended (the response's status field).",
+    ["status"],
+)
+for _status in STATUSES:
+    EVALS.labels(_status)
+
+EVAL_DURATION = Histogram(
+    "snekbox_eval_duration_seconds",
+    "Wall time of each sandboxed run, from starting NsJail to reaping it.",
+    buckets=DURATION_BUCKETS,
+)
+QUEUE_WAIT = Histogram(
+    "snekbox_queue_wait_seconds",
+    "Time an evaluation waited for a free run slot before its sandbox started.",
+    buckets=QUEUE_BUCKETS,
+)
+QUEUE_REJECTIONS = Counter(
+    "snekbox_queue_rejections",
+    "Evaluations answered 429 because no run slot became free within the queue timeout.",
+)
+RUNS_IN_FLIGHT = Gauge(
+    "snekbox_runs_in_flight",
+    "Sandboxes running right now, across all worker processes.",
+    multiprocess_mode="livesum",
+)
+RUN_SLOTS = Gauge(
+    "snekbox_run_slots",
+    "Sandboxes the server runs at once at most (SNEKBOX_MAX_CONCURRENT_RUNS).",
+    multiprocess_mode="livemax",
+)
+
+
+def multiprocess_dir() -> str | None:
+    """The directory shared by all workers' metric files, when multiprocess mode is on."""
+    return os.environ.get(MULTIPROC_DIR_ENV) or None
+
+
+def check_multiprocess_mode() -> None:
+    """Warn when the directory is set but prometheus-client was imported before it was.
+
+    The metrics would then count only the scraped worker's requests, silently.
+    """
+    multiprocess_storage = values.ValueClass is not values.MutexValue
+    if multiprocess_dir() and not multiprocess_storage:
+        log.warning(
+            "%s is set, but prometheus_client was imported before it was: /metrics reports "
+            "only the worker that answers it",
+            MULTIPROC_DIR_ENV,
+        )
+
+
+def render(accept: str | None) -> tuple[bytes, str]:
+    """Encode every metric in the format `accept` asks for; return the body and its type."""
+    registry: CollectorRegistry = REGISTRY
+    directory = multiprocess_dir()
+    if directory:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type

@@ -1,0 +1,17 @@
+"""GET /metrics: Prometheus text format, summed over every worker of the server."""
+
+from __future__ import annotations
+
+import falcon
+
+from snekbox.api import metrics
+
+__all__ = ["MetricsResource"]
+
+
+class MetricsResource:
+    """Expose `snekbox.api.metrics` (and, in one process, the client's process metrics)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Render in the format the scraper's Accept header asks for (text or OpenMetrics)."""
+        resp.data, resp.content_type = metrics.render(req.get_header("Accept"))
