@@ -178,7 +178,8 @@ class EvalResource:
         retry_after = max(1, math.ceil(self.limits.defaults.time or 1))
         log.info("Every run slot stayed busy for %.1f s; answering 429", error.waited)
         return falcon.HTTPTooManyRequests(
-            description=f"All {self.slots.count} sandbox slots stayed busy for "
-            f"{self.settings.queue_timeout:g} seconds; retry after {retry_after} seconds.",
+            description=f"No sandbox slot became free within {self.settings.queue_timeout:g} "
+            f"seconds (this server runs {self.slots.count} at once); retry after {retry_after} "
+            "seconds.",
             retry_after=retry_after,
         )
