@@ -27,10 +27,15 @@ def unb64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
+def original_fields(body: dict) -> dict:
+    """The keys of the original API's answer; the status and usage fields come on top."""
+    return {key: body[key] for key in ("stdout", "returncode", "files")}
+
+
 def test_input_prints(server: Server) -> None:
     response = server.post_eval({"input": "print('hi')"})
     assert response.status == 200
-    assert response.json == {"stdout": "hi\n", "returncode": 0, "files": []}
+    assert original_fields(response.json) == {"stdout": "hi\n", "returncode": 0, "files": []}
 
 
 def test_args_run_unchanged(server: Server) -> None:
@@ -66,7 +71,7 @@ def test_the_bots_eval_shape(server: Server) -> None:
             "executable_path": "/snekbin/python/default/bin/python",
         }
     )
-    assert response.json == {"stdout": "42\n", "returncode": 0, "files": []}
+    assert original_fields(response.json) == {"stdout": "42\n", "returncode": 0, "files": []}
 
 
 def test_timeit_with_a_multi_line_setup(server: Server) -> None:
