@@ -10,10 +10,11 @@ up when someone builds it. This script catches what can be caught statically:
   syntax of every RUN, and the shape snekbox relies on (the interpreters under /snekbin/python,
   the provisioning step, the entry point, config copied last).
 - docker-compose.yml: privileged, ipc, init, port 8060, the repository and user_base mounts,
-  SNEKBOX_DEBUG, and a build that points at a real stage and real build ARGs.
-- deployment.yaml: a privileged Deployment with several replicas, resources, an init container
-  that installs the eval packages into a user_base volume with a script the image contains,
-  and a Service on port 8060 that selects the pods.
+  SNEKBOX_DEBUG, a healthcheck that asks GET /health on port 8060, and a build that points at
+  a real stage and real build ARGs.
+- deployment.yaml: a privileged Deployment with several replicas, resources, a readiness probe
+  on GET /health, an init container that installs the eval packages into a user_base volume
+  with a script the image contains, and a Service on port 8060 that selects the pods.
 
 Usage: ``scripts/check_docker.py [--root DIR]``. Prints one line per problem and exits 1 if
 there is any; prints a summary and exits 0 otherwise. Needs PyYAML (a dev dependency).
@@ -44,6 +45,8 @@ DEFAULT_INTERPRETER = "3.14"
 PORT = 8060
 WORKDIR = "/snekbox"
 USER_BASE = "/snekbox/user_base"
+# GET /health answers 200 only while a trivial sandboxed run works (see snekbox/api/health.py).
+HEALTH_PATH = "/health"
 PROVISION_SCRIPT = "scripts/provision.py"
 ENTRYPOINT = ["gunicorn"]
 CMD = ["-c", "config/gunicorn.conf.py"]
@@ -863,6 +866,24 @@ def check_compose(root: Path, report: DockerfileReport | None, problems: Problem
             )
     if _environment(service.get("environment")).get("SNEKBOX_DEBUG") not in ("1", "true"):
         problems.add(name, "SNEKBOX_DEBUG must be set to 1 for development")
+    _check_compose_healthcheck(name, service.get("healthcheck"), problems)
+
+
+def _check_compose_healthcheck(name: str, healthcheck: object, problems: Problems) -> None:
+    """The healthcheck must run in the container and ask snekbox's /health on its port."""
+    if not isinstance(healthcheck, dict) or healthcheck.get("disable"):
+        problems.add(name, f"the snekbox service needs a healthcheck that asks {HEALTH_PATH}")
+        return
+    test = healthcheck.get("test")
+    words = [str(word) for word in test] if isinstance(test, list) else [str(test)]
+    if not words or words[0] not in ("CMD", "CMD-SHELL"):
+        problems.add(name, "healthcheck.test must be a list starting with CMD or CMD-SHELL")
+        return
+    command = " ".join(words[1:])
+    if f":{PORT}{HEALTH_PATH}" not in command:
+        problems.add(
+            name, f"healthcheck.test must request {HEALTH_PATH} on port {PORT}: {command!r}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -908,6 +929,7 @@ def check_deployment(root: Path, report: DockerfileReport | None, problems: Prob
     ports = {p.get("containerPort"): p.get("name") for p in main.get("ports") or []}
     if PORT not in ports:
         problems.add(name, f"the snekbox container must expose containerPort {PORT}")
+    _check_readiness_probe(name, main, ports, problems)
     user_base_volume = _mounted_volume(main, USER_BASE)
     if user_base_volume is None:
         problems.add(name, f"the snekbox container must mount a volume at {USER_BASE}")
@@ -964,6 +986,24 @@ def check_deployment(root: Path, report: DockerfileReport | None, problems: Prob
             problems.add(
                 name, f"the Service must serve port {PORT} and target the container's port {PORT}"
             )
+
+
+def _check_readiness_probe(
+    name: str, container: dict, ports: dict[object, object], problems: Problems
+) -> None:
+    """Traffic must only reach a pod whose sandboxes work: readiness is GET /health."""
+    probe = container.get("readinessProbe")
+    http_get = probe.get("httpGet") if isinstance(probe, dict) else None
+    if not isinstance(http_get, dict):
+        problems.add(
+            name, f"the snekbox container needs a readinessProbe with httpGet {HEALTH_PATH}"
+        )
+        return
+    if http_get.get("path") != HEALTH_PATH:
+        problems.add(name, f"the readinessProbe asks {http_get.get('path')!r}, not {HEALTH_PATH!r}")
+    port = http_get.get("port")
+    if port != PORT and (port not in ports.values() or ports.get(PORT) != port):
+        problems.add(name, f"the readinessProbe's port {port!r} is not the container's {PORT}")
 
 
 def _mounted_volume(container: dict, mount_path: str) -> str | None:

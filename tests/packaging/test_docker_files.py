@@ -463,3 +463,31 @@ def test_native_eval_packages_match_the_init_container_command() -> None:
     interpreter imports from /snekbox/user_base as the sandbox user."""
     result = run_provision_check(init_container_args())
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_without_a_health_check_fails(context: Path) -> None:
+    compose = context / "docker-compose.yml"
+    assert_new_problem(
+        context,
+        lambda: edit(compose, "8060/health'", "8060/info'"),
+        "healthcheck.test must request /health on port 8060",
+    )
+    assert_new_problem(
+        context,
+        lambda: edit(compose, "    healthcheck:\n", "    x-healthcheck:\n"),
+        "needs a healthcheck that asks /health",
+    )
+
+
+def test_deployment_without_a_health_readiness_probe_fails(context: Path) -> None:
+    deployment = context / "deployment.yaml"
+    assert_new_problem(
+        context,
+        lambda: edit(deployment, "path: /health", "path: /info"),
+        "the readinessProbe asks '/info', not '/health'",
+    )
+    assert_new_problem(
+        context,
+        lambda: edit(deployment, "readinessProbe:", "startupProbe:"),
+        "needs a readinessProbe with httpGet /health",
+    )
