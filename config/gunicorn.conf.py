@@ -23,16 +23,20 @@ from typing import Any
 # Metrics: prometheus-client chooses per-process files or in-memory values when it is first
 # imported, and importing snekbox below imports it. So the directory every worker writes its
 # metrics to is set first, here in the master, and emptied: values of a previous server (or of
-# dead workers' pids) must not be summed into this one's.
+# dead workers' pids) must not be summed into this one's. Gunicorn re-reads this file on
+# SIGHUP; the master's pid marks the directory as prepared, so live workers keep their files.
 _METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _METRICS_PREFIX = "snekbox-metrics-"
-if os.environ.get(_METRICS_ENV):
-    _metrics_dir = Path(os.environ[_METRICS_ENV])
-    _metrics_dir.mkdir(parents=True, exist_ok=True)
-    for _stale in _metrics_dir.glob("*.db"):
-        _stale.unlink()
-else:
-    os.environ[_METRICS_ENV] = tempfile.mkdtemp(prefix=_METRICS_PREFIX)
+_METRICS_OWNER_ENV = "SNEKBOX_METRICS_MASTER_PID"
+if os.environ.get(_METRICS_OWNER_ENV) != str(os.getpid()):
+    if os.environ.get(_METRICS_ENV):
+        _metrics_dir = Path(os.environ[_METRICS_ENV])
+        _metrics_dir.mkdir(parents=True, exist_ok=True)
+        for _stale in _metrics_dir.glob("*.db"):
+            _stale.unlink()
+    else:
+        os.environ[_METRICS_ENV] = tempfile.mkdtemp(prefix=_METRICS_PREFIX)
+    os.environ[_METRICS_OWNER_ENV] = str(os.getpid())
 
 from snekbox.api.settings import SLOTS_DIR_ENV, ApiSettings  # noqa: E402 (after the above)
 
