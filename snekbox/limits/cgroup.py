@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from snekbox.config_pb2 import NsJailConfig
@@ -38,12 +38,11 @@ RUN_PREFIX = "run-"
 
 @dataclass(frozen=True)
 class CgroupSetup:
-    """Where this host's jails get their cgroups, and the NsJail options that say so."""
+    """Where this host's runs get their cgroups (see ``snekbox.limits.run_cgroup``)."""
 
     version: int
     memory_parent: Path
     pids_parent: Path
-    nsjail_args: tuple[str, ...] = field(default=())
     memory_mount: Path | None = None  # cgroup v1 only: where the memory controller is mounted
     pids_mount: Path | None = None  # cgroup v1 only: where the pids controller is mounted
 
@@ -144,7 +143,7 @@ def _init_v2(mount: Path) -> CgroupSetup:
     parent.mkdir(exist_ok=True)
     _enable_controllers(parent)
     log.debug("cgroup v2 parent ready: %s", parent)
-    return CgroupSetup(2, parent, parent, ("--use_cgroupv2", "--cgroupv2_mount", str(parent)))
+    return CgroupSetup(2, parent, parent)
 
 
 def remove_leftovers(setup: CgroupSetup) -> int:

@@ -105,14 +105,12 @@ def _check_name(name: str) -> None:
 class _Walker:
     def __init__(
         self,
-        output: Path,
         boundary: Path,
         pattern: re.Pattern[str],
         unchanged: Mapping[str, int],
         deadline: Deadline,
         max_depth: int,
     ) -> None:
-        self.output = output
         self.boundary = os.path.realpath(boundary)
         self.pattern = pattern
         self.unchanged = unchanged
@@ -188,7 +186,7 @@ def collect_output_files(
     read. Raises ``FileParsingError`` for trees too deep or names that are not UTF-8, and
     ``TimeoutError`` when ``deadline`` passes.
     """
-    walker = _Walker(output, boundary, compile_pattern(pattern), unchanged, deadline, max_depth)
+    walker = _Walker(boundary, compile_pattern(pattern), unchanged, deadline, max_depth)
     root_fd = os.open(output, _OPEN_DIR)
     try:
         walker.walk(root_fd, "", str(output), 0)

@@ -10,7 +10,7 @@ import pytest
 
 from snekbox.config_pb2 import NsJailConfig
 from snekbox.limits import cgroup, swap
-from snekbox.limits.run_cgroup import CgroupStats
+from snekbox.limits.run_cgroup import CgroupStats, RunCgroup, RunLimits
 from snekbox.limits.timed import time_limit
 from snekbox.nsjail import (
     _drop_leading_empty,
@@ -112,9 +112,21 @@ def test_cgroup_v2_parent_is_prepared(tmp_path: Path) -> None:
     setup = cgroup.init(config, root)
     assert setup.version == 2
     assert setup.memory_parent == root / "snekbox"
-    assert setup.nsjail_args == ("--use_cgroupv2", "--cgroupv2_mount", str(root / "snekbox"))
     assert (root / "cgroup.subtree_control").read_text() == "+memory +pids"
     assert (root / "snekbox" / "cgroup.subtree_control").read_text() == "+memory +pids"
+
+
+def test_cgroup_v2_run_cgroup_binds_the_limits(tmp_path: Path) -> None:
+    root = fake_v2_root(tmp_path)
+    setup = cgroup.init(NsJailConfig(cgroupv2_mount=str(root)), root)
+    run = RunCgroup(setup, RunLimits(memory=1000, swap=0, pids=5))
+    args = run.create()
+    assert args[-3:] == ["--use_cgroupv2", "--cgroupv2_mount", str(run.memory)]
+    assert args[args.index("--cgroup_mem_max") + 1] == str(1000 + 1024 * 1024)
+    assert args[args.index("--cgroup_pids_max") + 1] == "6"
+    assert (run.memory / "memory.max").read_text() == "1000"
+    assert (run.memory / "pids.max").read_text() == "5"
+    assert (run.memory / "cgroup.subtree_control").read_text() == "+memory +pids"
 
 
 def test_cgroup_v2_without_memory_controller_fails_clearly(tmp_path: Path) -> None:
