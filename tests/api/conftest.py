@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +15,7 @@ from falcon import testing
 
 from snekbox.api import create_app
 from snekbox.api.settings import ApiSettings
+from snekbox.api.slots import RunSlots
 from snekbox.config_pb2 import NsJailConfig
 from snekbox.nsjail import read_config
 from snekbox.result import EvalResult
@@ -68,3 +71,26 @@ def settings() -> ApiSettings:
 @pytest.fixture
 def client(runner: FakeRunner, settings: ApiSettings) -> testing.TestClient:
     return testing.TestClient(create_app(runner, settings))
+
+
+def _hold_slots(lock_dir: str, total: int, weight: int, seconds: float, ready: Any) -> None:
+    with RunSlots(total, lock_dir).slot(weight=weight):
+        ready.set()
+        time.sleep(seconds)
+
+
+def start_slot_holder(
+    lock_dir: Path, *, total: int, weight: int, seconds: float
+) -> multiprocessing.process.BaseProcess:
+    """Hold ``weight`` of ``total`` run slots from another process, as another worker would.
+
+    Returns once the slots are held; the caller joins (or kills) the process.
+    """
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    holder = context.Process(
+        target=_hold_slots, args=(str(lock_dir), total, weight, seconds, ready)
+    )
+    holder.start()
+    assert ready.wait(5), "the holder process never got its slots"
+    return holder

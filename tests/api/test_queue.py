@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from falcon import testing
 from snekbox.api import create_app
 from snekbox.api.settings import ApiSettings
 from snekbox.api.slots import NoSlotAvailableError, RunSlots
-from tests.api.conftest import FakeRunner
+from tests.api.conftest import FakeRunner, start_slot_holder
 
 MiB = 1024**2
 
@@ -57,20 +56,9 @@ def test_a_heavy_waiter_gets_its_slots_once_they_free_up() -> None:
     assert sorted(got[0]) == [0, 1, 2]
 
 
-def _hold_two(lock_dir: str, seconds: float, ready: multiprocessing.Event) -> None:  # type: ignore[valid-type]
-    slots = RunSlots(3, lock_dir)
-    with slots.slot(weight=2):
-        ready.set()
-        time.sleep(seconds)
-
-
 def test_weights_count_across_processes(tmp_path: Path) -> None:
-    context = multiprocessing.get_context("fork")
-    ready = context.Event()
-    other = context.Process(target=_hold_two, args=(str(tmp_path), 0.5, ready))
-    other.start()
+    other = start_slot_holder(tmp_path, total=3, weight=2, seconds=0.5)
     try:
-        assert ready.wait(5)
         slots = RunSlots(3, tmp_path)
         with slots.slot(timeout=0):  # the third slot is free
             pass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import threading
@@ -15,7 +14,7 @@ from falcon import testing
 from snekbox.api import create_app
 from snekbox.api.settings import ApiSettings
 from snekbox.api.slots import NoSlotAvailableError, RunSlots
-from tests.api.conftest import FakeRunner
+from tests.api.conftest import FakeRunner, start_slot_holder
 
 
 def peak_concurrency(slots: RunSlots, threads: int, hold: float = 0.05) -> int:
@@ -71,20 +70,9 @@ def test_at_least_one_slot() -> None:
         RunSlots(0)
 
 
-def _hold_slot(lock_dir: str, seconds: float, ready: multiprocessing.Event) -> None:  # type: ignore[valid-type]
-    slots = RunSlots(1, lock_dir)
-    with slots.slot():
-        ready.set()
-        time.sleep(seconds)
-
-
 def test_slots_are_shared_between_processes(tmp_path: Path) -> None:
-    context = multiprocessing.get_context("fork")
-    ready = context.Event()
-    other = context.Process(target=_hold_slot, args=(str(tmp_path), 0.5, ready))
-    other.start()
+    other = start_slot_holder(tmp_path, total=1, weight=1, seconds=0.5)
     try:
-        assert ready.wait(5)
         slots = RunSlots(1, tmp_path)
         with pytest.raises(NoSlotAvailableError):
             slots.acquire(timeout=0.1)
@@ -97,11 +85,7 @@ def test_slots_are_shared_between_processes(tmp_path: Path) -> None:
 
 
 def test_a_dead_holder_frees_its_slot(tmp_path: Path) -> None:
-    context = multiprocessing.get_context("fork")
-    ready = context.Event()
-    other = context.Process(target=_hold_slot, args=(str(tmp_path), 60, ready))
-    other.start()
-    assert ready.wait(5)
+    other = start_slot_holder(tmp_path, total=1, weight=1, seconds=60)
     assert other.pid is not None
     os.kill(other.pid, signal.SIGKILL)
     other.join(5)

@@ -50,20 +50,6 @@ def run_script(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def run_as_nobody(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command,
-        env=env,
-        cwd="/",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        user=NOBODY,
-        group=NOBODY,
-        extra_groups=[],
-    )
-
-
 @pytest.fixture(scope="module", autouse=True)
 def provisioned() -> None:
     """Provision once (a few seconds when `make test` already did) so the layout exists."""
@@ -121,7 +107,9 @@ def test_every_interpreter_runs_from_its_prefix_alone_as_the_sandbox_user() -> N
         "import json, sys, ssl, sqlite3, ctypes, decimal; print(json.dumps([sys.prefix, sys.path]))"
     )
     for prefix in interpreters():
-        result = run_as_nobody([str(prefix / "bin" / "python"), "-c", code], env={})
+        result = provision._run_as_sandbox_user(
+            [str(prefix / "bin" / "python"), "-c", code], env={}
+        )
         assert result.returncode == 0, f"{prefix}: {result.stderr}"
         sys_prefix, sys_path = json.loads(result.stdout)
         assert sys_prefix == str(prefix)
@@ -195,7 +183,7 @@ def test_copies_leave_out_host_packages_and_the_test_suite() -> None:
 def test_numpy_imports_from_user_base_in_every_interpreter_as_the_sandbox_user() -> None:
     code = "import numpy; print(numpy.__file__); print(int(numpy.arange(10).sum()))"
     for prefix in interpreters():
-        result = run_as_nobody(
+        result = provision._run_as_sandbox_user(
             [str(prefix / "bin" / "python"), "-c", code], env={"PYTHONUSERBASE": str(USER_BASE)}
         )
         assert result.returncode == 0, f"{prefix}: {result.stderr}"
