@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from snekbox.utils.logging import debug_enabled
+
 if TYPE_CHECKING:
     from snekbox.api import SnekAPI
     from snekbox.nsjail import NsJail
 
-__all__ = ["NsJail", "SnekAPI", "__version__"]
+__all__ = ["DEBUG", "NsJail", "SnekAPI", "__version__"]
+
+DEBUG = debug_enabled()
+"""Whether ``SNEKBOX_DEBUG`` asked for debug logging (read once, at import)."""
 
 
 def _read_version() -> str:

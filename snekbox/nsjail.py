@@ -27,6 +27,7 @@ from snekbox.result import EvalError, EvalResult
 from snekbox.snekio import Collection, FileAttachment, FileParsingError, MemFS
 from snekbox.snekio.filesystem import Size
 from snekbox.snekio.memfs import DEFAULT_MEMFS_ROOT
+from snekbox.utils.logging import debug_enabled
 
 __all__ = (
     "DEFAULT_EXECUTABLE_PATH",
@@ -38,10 +39,14 @@ __all__ = (
 )
 
 log = logging.getLogger(__name__)
-nsjail_log = logging.getLogger("snekbox.nsjail.log")
+
+DEBUG = debug_enabled()
+"""Whether ``SNEKBOX_DEBUG`` asked for debug logging; NsJail's info chatter is logged only then."""
 
 DEFAULT_EXECUTABLE_PATH = "/snekbin/python/default/bin/python"
 DEFAULT_CONFIG_PATH = "./config/snekbox.cfg"
+DEFAULT_MAX_OUTPUT_SIZE = 1_000_000
+"""Characters of output a run may produce before it is stopped."""
 
 OUTPUT_LIMIT_RETURNCODE = 128 + signal.SIGTERM
 """Reported when the output cap is hit: the run is stopped as if by SIGTERM (143)."""
@@ -52,19 +57,18 @@ WATCHDOG_GRACE = 3.0
 TERMINATE_GRACE = 2.0
 """Seconds NsJail gets to stop its jail after SIGTERM before it is killed."""
 
-# "[I][2026-11-26T05:00:00+0000][1234] void func(...)():123 message" (the function part may
-# be absent in some builds); the level letter decides the Python log level.
-_LOG_LINE = re.compile(r"^\[(?P<level>[DIWEF])\]\[[^\]]*\](?:\[\d+\])?\s*(?P<message>.*)$")
+# "[W][2019-06-22T20:07:00+0000][16] void foo::bar()():100 message": the level letter, the
+# time, the pid (absent in some lines) and the function with its line (absent in some builds).
+_LOG_LINE = re.compile(
+    r"^\[(?P<level>[DIWEF])\]\[[^\]]*\](?:\[\d+\])?\s(?:.*?\(\):\d+\s)?(?P<message>.*)$"
+)
 _LOG_LEVELS = {
     "D": logging.DEBUG,
     "I": logging.INFO,
     "W": logging.WARNING,
     "E": logging.ERROR,
-    "F": logging.CRITICAL,
+    "F": logging.ERROR,
 }
-# How the program ended: NsJail may report these at warning level, but they describe the
-# sandboxed program, not a problem with snekbox.
-_PROGRAM_EVENTS = re.compile(r"run time >= time limit|terminated with signal|exited with status")
 
 
 class NsJailNotFoundError(FileNotFoundError):
@@ -127,7 +131,7 @@ class NsJail:
         self,
         nsjail_path: str | None = None,
         config_path: str = DEFAULT_CONFIG_PATH,
-        max_output_size: int = 1_000_000,
+        max_output_size: int = DEFAULT_MAX_OUTPUT_SIZE,
         read_chunk_size: int = 10_000,
         memfs_instance_size: int = 48 * Size.MiB,
         memfs_home: str = "home",
@@ -178,7 +182,7 @@ class NsJail:
     ) -> list[str]:
         # --log_fd comes first so that even errors about the config go to the log, never
         # into the program's output.
-        return [
+        args = [
             self.nsjail_path,
             "--log_fd",
             str(log_fd),
@@ -189,15 +193,12 @@ class NsJail:
             str(time_limit),
             "--bindmount",
             f"{memfs.home}:/home",
-            *nsjail_args,
-            # The config's exec_bin would otherwise win over the argv after "--".
-            "--exec_file",
-            executable_path,
-            "--",
-            executable_path,
-            *self.config.exec_bin.arg,
-            *py_args,
         ]
+        if self.config.HasField("exec_bin"):
+            # A config's exec_bin would win over the argv after "--"; one element, so the
+            # executable still appears once, as the command.
+            args.append(f"--exec_file={executable_path}")
+        return [*args, *nsjail_args, "--", executable_path, *py_args]
 
     def _run_limits(
         self, limits: EvalLimits, nsjail_args: Sequence[str]
@@ -285,7 +286,7 @@ class NsJail:
             args,
             output.returncode,
             output.stdout,
-            collection.files,
+            files=collection.files,
             status=decide_status(output.returncode, output.truncated, output.log_lines, stats),
             duration=output.duration,
             cpu_time=output.cpu_time,
@@ -341,7 +342,8 @@ class NsJail:
             cpu_time = _reap(process)
         output.duration = time.monotonic() - started
         output.cpu_time = cpu_time
-        output.log_lines = _log_nsjail_output(log_bytes)
+        output.log_lines = log_bytes.decode("utf-8", "replace").splitlines()
+        self._parse_log(output.log_lines)
         output.returncode = process.returncode
         if killed:
             log.warning("NsJail outlived its time limit by %.0f s and was killed.", WATCHDOG_GRACE)
@@ -349,6 +351,37 @@ class NsJail:
         if output.truncated:
             output.returncode = OUTPUT_LIMIT_RETURNCODE
         return output
+
+    def _parse_log(self, lines: Iterable[str]) -> None:
+        """Re-log NsJail's log lines on this module's logger at the level NsJail gave them.
+
+        Info lines are jail set-up chatter (mounts, maps, parameters) except those about the
+        program's process (``pid=...``: how it ended), so the rest is logged only in debug mode.
+        """
+        for line in lines:
+            if not line.strip():
+                continue
+            match = _LOG_LINE.match(line)
+            if match is None:
+                log.warning("Failed to parse log line '%s'", line)
+                continue
+            message = match["message"]
+            if match["level"] == "I" and not DEBUG and not message.startswith("pid="):
+                continue
+            log.log(_LOG_LEVELS[match["level"]], message)
+
+    def _consume_stdout(self, nsjail: subprocess.Popen[str]) -> str:
+        """Read the text stream ``nsjail.stdout`` to its end, keeping ``max_output_size`` chars.
+
+        Past the cap NsJail is terminated and the rest is never read.
+        """
+        assert nsjail.stdout is not None
+        kept = _CappedText(self.max_output_size)
+        while chunk := nsjail.stdout.read(self.read_chunk_size):
+            if kept.add(chunk):
+                nsjail.terminate()
+                break
+        return kept.text()
 
     def _read(
         self,
@@ -366,8 +399,7 @@ class NsJail:
         assert process.stdout is not None
         stdout_fd = process.stdout.fileno()
         decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        pieces: list[str] = []
-        length = 0
+        kept = _CappedText(max_output)
         truncated = False
         log_chunks: list[bytes] = []
         with selectors.DefaultSelector() as selector:
@@ -378,7 +410,7 @@ class NsJail:
                 if timeout is not None and timeout <= 0:
                     process.kill()
                     _drain(log_read, log_chunks)
-                    return _RunOutput(None, "".join(pieces), truncated), b"".join(log_chunks), True
+                    return _RunOutput(None, kept.text(), truncated), b"".join(log_chunks), True
                 for key, _ in selector.select(timeout):
                     data = os.read(key.fd, self.read_chunk_size)
                     if not data:
@@ -394,22 +426,37 @@ class NsJail:
                             raise EvalError(
                                 "UnicodeDecodeError: invalid Unicode in output pipe"
                             ) from e
-                        pieces.append(text)
-                        length += len(text)
-                        if length > max_output:
+                        if kept.add(text):
                             log.info("Output exceeded %d characters; stopping the run.", max_output)
                             truncated = True
                             process.terminate()
                             selector.unregister(stdout_fd)
             if not truncated:
                 try:
-                    pieces.append(decoder.decode(b"", final=True))
+                    kept.add(decoder.decode(b"", final=True))
                 except UnicodeDecodeError as e:
                     raise EvalError("UnicodeDecodeError: invalid Unicode in output pipe") from e
-        stdout = "".join(pieces)
-        if truncated:
-            stdout = stdout[:max_output]
-        return _RunOutput(None, stdout, truncated), b"".join(log_chunks), False
+        return _RunOutput(None, kept.text(), truncated), b"".join(log_chunks), False
+
+
+class _CappedText:
+    """Text read in pieces, of which only the first ``limit`` characters are kept."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pieces: list[str] = []
+        self.length = 0
+
+    def add(self, piece: str) -> bool:
+        """Keep ``piece``; True once more than ``limit`` characters have arrived."""
+        self.pieces.append(piece)
+        self.length += len(piece)
+        return self.length > self.limit
+
+    def text(self) -> str:
+        """The kept text: everything that arrived, cut at ``limit`` characters."""
+        text = "".join(self.pieces)
+        return text[: self.limit] if self.length > self.limit else text
 
 
 def decide_status(
@@ -523,23 +570,3 @@ def _reap(process: subprocess.Popen[bytes]) -> float | None:
     finally:
         if process.stdout is not None:
             process.stdout.close()
-
-
-def _log_nsjail_output(raw: bytes) -> list[str]:
-    """Re-log NsJail's own log lines at matching levels; unparseable lines as warnings."""
-    lines = raw.decode("utf-8", "replace").splitlines()
-    for line in lines:
-        if not line.strip():
-            continue
-        match = _LOG_LINE.match(line)
-        if match is None:
-            nsjail_log.warning("Unparseable NsJail log line: %s", line)
-            continue
-        level = _LOG_LEVELS[match["level"]]
-        message = match["message"]
-        if _PROGRAM_EVENTS.search(message):
-            level = logging.INFO  # how the program ended is news, never a snekbox fault
-        elif level == logging.INFO:
-            level = logging.DEBUG  # jail set-up chatter: mounts, maps, parameters
-        nsjail_log.log(level, "%s", message)
-    return lines

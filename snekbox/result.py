@@ -23,8 +23,8 @@ class EvalError(RuntimeError):
 class EvalResult(subprocess.CompletedProcess[str]):
     """A finished evaluation: its merged output, its return code and the files it wrote.
 
-    ``stderr`` is always ``None`` because the program's stderr is merged into ``stdout`` in the
-    order it was written. ``returncode`` is ``None`` when the run could not happen; ``stdout``
+    A real run's ``stderr`` is ``None`` because the program's stderr is merged into ``stdout``
+    in the order it was written (the argument exists for the original's signature). ``returncode`` is ``None`` when the run could not happen; ``stdout``
     then holds the reason. The remaining attributes describe the run for operators:
     ``status`` says why it stopped (see ``snekbox.nsjail.decide_status``), ``duration`` is wall
     seconds, ``cpu_time`` user+system seconds, ``memory_peak`` bytes (``None`` where unknown).
@@ -34,7 +34,8 @@ class EvalResult(subprocess.CompletedProcess[str]):
         self,
         args: Sequence[str],
         returncode: int | None,
-        stdout: str,
+        stdout: str = "",
+        stderr: str | None = None,
         files: list[FileAttachment] | None = None,
         *,
         status: str | None = None,
@@ -44,7 +45,7 @@ class EvalResult(subprocess.CompletedProcess[str]):
         stdout_truncated: bool = False,
         files_skipped: list[SkippedFile] | None = None,
     ) -> None:
-        super().__init__(list(args), returncode, stdout, None)  # type: ignore[arg-type]
+        super().__init__(list(args), returncode, stdout, stderr)  # type: ignore[arg-type]
         self.files: list[FileAttachment] = files if files is not None else []
         if status is None:
             status = "failed" if returncode is None else ("ok" if returncode == 0 else "error")

@@ -1,4 +1,8 @@
-"""The WSGI application: routes, JSON-only errors, and the engine it is given."""
+"""The WSGI application's routes and JSON-only errors, around the engine it is given.
+
+`create_app` builds an app around any runner (tests pass a fake one); `SnekAPI` in
+`snekbox.api.snekapi` is the production app, which builds its own `NsJail`.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,7 @@ import falcon
 
 from snekbox.api import metrics
 from snekbox.api.health import HealthCheck, sandbox_probe
-from snekbox.api.interpreters import (
-    USER_BASE,
-    Interpreter,
-    discover_interpreters,
-    jail_environment,
-)
+from snekbox.api.interpreters import Interpreter
 from snekbox.api.limits import LimitPolicy, engine_defaults
 from snekbox.api.resources import (
     EvalResource,
@@ -29,10 +28,9 @@ from snekbox.api.resources.eval import Runner
 from snekbox.api.resources.openapi import load_openapi
 from snekbox.api.settings import ApiSettings
 from snekbox.api.slots import RunSlots
-from snekbox.nsjail import EvalLimits, NsJail
-from snekbox.utils.sentry import init_sentry
+from snekbox.nsjail import EvalLimits
 
-__all__ = ["SnekAPI", "create_app"]
+__all__ = ["APP_OPTIONS", "create_app", "mount_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +71,25 @@ def handle_unexpected_error(
     )
 
 
-def _mount(
+def mount_routes(
     app: falcon.App,
     runner: Runner,
     settings: ApiSettings,
     slots: RunSlots | None,
     interpreters: Sequence[Interpreter],
+    defaults: EvalLimits,
 ) -> None:
-    """Install snekbox's routes and error handling on `app`."""
+    """Install snekbox's routes and error handling on `app`.
+
+    `defaults` are the limits a run gets when the request sets none (see `engine_defaults`).
+    """
     from snekbox import __version__
 
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected_error)
     if slots is None:
         slots = RunSlots(settings.max_concurrent_runs, settings.slots_dir)
-    limits = LimitPolicy(engine_defaults(runner), settings.max_limits)
+    limits = LimitPolicy(defaults, settings.max_limits)
     _warn_about_limits(limits, slots)
     app.add_route("/eval", EvalResource(runner, settings=settings, slots=slots, limits=limits))
     app.add_route(
@@ -130,34 +132,12 @@ def create_app(
     """Build the API around any runner; tests pass a fake one and need no sandbox."""
     app = falcon.App(**APP_OPTIONS)
     settings = settings if settings is not None else ApiSettings.from_env()
-    _mount(app, runner, settings, slots, interpreters)
+    mount_routes(
+        app,
+        runner,
+        settings,
+        slots,
+        interpreters,
+        engine_defaults(runner.config, runner.max_output_size),
+    )
     return app
-
-
-class SnekAPI(falcon.App):
-    """The snekbox WSGI app; its arguments configure the `NsJail` it runs code with.
-
-    For example `wsgi_app = "snekbox:SnekAPI(max_output_size=2_000_000)"` in a Gunicorn config.
-    Server limits (concurrent runs, body size) come from the environment, see `ApiSettings`.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(**APP_OPTIONS)
-        from snekbox import __version__
-
-        init_sentry(__version__)
-        metrics.check_multiprocess_mode()
-        settings = ApiSettings.from_env()
-        self.nsjail = NsJail(*args, **kwargs)
-        jail_env = jail_environment(self.nsjail.config.envar)
-        interpreters = discover_interpreters(
-            env=jail_env, user_base=jail_env.get("PYTHONUSERBASE", USER_BASE)
-        )
-        _mount(self, self.nsjail, settings, None, interpreters)
-        log.info(
-            "snekbox %s ready: %d concurrent runs, bodies up to %d bytes, queue timeout %g s",
-            __version__,
-            settings.max_concurrent_runs,
-            settings.max_body_size,
-            settings.queue_timeout,
-        )

@@ -5,13 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import falcon
 
 from snekbox.api.errors import LIMIT_TOO_HIGH_TITLE
 from snekbox.api.settings import LimitMaxima, run_memory_footprint
 from snekbox.nsjail import EvalLimits
+
+if TYPE_CHECKING:
+    from snekbox.config_pb2 import NsJailConfig
 
 __all__ = ["LIMIT_UNITS", "LimitPolicy", "engine_defaults"]
 
@@ -24,17 +27,13 @@ LIMIT_UNITS = {
 }
 
 
-def engine_defaults(runner: Any) -> EvalLimits:
-    """The limits a run gets without a `limits` object: the NsJail config's and the output cap.
-
-    `runner` is an `NsJail` (or a stand-in with the same `config` and `max_output_size`).
-    """
-    config = runner.config
+def engine_defaults(config: NsJailConfig, max_output_size: int) -> EvalLimits:
+    """The limits a run gets without a `limits` object: the NsJail config's and the output cap."""
     return EvalLimits(
         time=config.time_limit,
         memory=config.cgroup_mem_max,
         pids=config.cgroup_pids_max,
-        output_size=runner.max_output_size,
+        output_size=max_output_size,
     )
 
 

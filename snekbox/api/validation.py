@@ -53,6 +53,8 @@ EVAL_SCHEMA: Mapping[str, Any] = {
             },
         },
         "executable_path": {"type": "string"},
+        # Opt-in to the status and usage fields; without it the answer is the original's.
+        "details": {"type": "boolean"},
         # Per-run limits; each may go up to the server's maximum (checked after the schema,
         # since the maxima are configuration, not schema).
         "limits": {
@@ -99,6 +101,8 @@ class EvalRequest:
     executable_path: str | None
     limits: dict[str, int] | None = None
     """The request's `limits` as integers, not yet checked against the server's maxima."""
+    details: bool = False
+    """Whether the answer adds the run's status and usage to the original's three keys."""
 
 
 def bounded_repr(value: object, limit: int = REPR_LIMIT, depth: int = 0) -> str:
@@ -267,4 +271,5 @@ def parse_eval_request(body: object) -> EvalRequest:
         limits={name: int(value) for name, value in body["limits"].items()}
         if "limits" in body
         else None,
+        details=body.get("details", False),
     )

@@ -1,6 +1,6 @@
 """Moving files between requests and a run's memfs, and the memfs itself."""
 
-from snekbox.snekio.attachment import FileAttachment, safe_relative_path
+from snekbox.snekio.attachment import FileAttachment, safe_path
 from snekbox.snekio.collect import Collection, SkippedFile
 from snekbox.snekio.errors import FileParsingError, IllegalPathError, ParsingError
 from snekbox.snekio.memfs import MemFS
@@ -13,5 +13,5 @@ __all__ = (
     "MemFS",
     "ParsingError",
     "SkippedFile",
-    "safe_relative_path",
+    "safe_path",
 )

@@ -12,13 +12,13 @@ from typing import Any
 
 from snekbox.snekio.errors import IllegalPathError, ParsingError
 
-__all__ = ("FileAttachment", "safe_relative_path")
+__all__ = ("FileAttachment", "safe_path")
 
 FILE_MODE = 0o666
 DIR_MODE = 0o777
 
 
-def safe_relative_path(path: str) -> str:
+def safe_path(path: str) -> str:
     """Return ``path`` if it stays inside the directory it is relative to, else raise.
 
     The check is lexical (the run's home is empty when inputs are written), so ``a/../b`` is
@@ -48,7 +48,7 @@ class FileAttachment:
         Raises ``ParsingError`` for invalid base64 and ``IllegalPathError`` for a path that is
         absolute or climbs out of the home directory.
         """
-        path = safe_relative_path(data["path"])
+        path = safe_path(data["path"])
         try:
             content = b64decode(data.get("content", ""), validate=True)
         except (binascii.Error, ValueError) as e:
@@ -74,7 +74,7 @@ class FileAttachment:
         an unprivileged user that must be able to change and delete its input files.
         """
         directory = Path(directory)
-        target = directory / posixpath.normpath(safe_relative_path(self.path) or ".")
+        target = directory / posixpath.normpath(safe_path(self.path) or ".")
         _make_dirs(directory, target.parent)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
         try:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
+import warnings
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
+from uuid import uuid4
 
 from snekbox.limits.timed import time_limit
 from snekbox.snekio import filesystem
@@ -28,7 +30,13 @@ COLLECTION_TIMEOUT_MESSAGE = "Exceeded time limit while parsing attachments"
 
 
 class MemFS:
-    """Context manager owning one mounted tmpfs and its ``home`` and ``output`` directories."""
+    """One mounted tmpfs and its ``home`` and ``output`` directories.
+
+    The tmpfs is mounted when the instance is constructed, so holding a ``MemFS`` means holding
+    a mount; ``cleanup()`` (or leaving a ``with`` block) unmounts it and removes its directory.
+    An instance collected without cleanup warns with ``ResourceWarning`` and cleans up, so a
+    forgotten instance costs a warning, not a tmpfs pinned in RAM.
+    """
 
     def __init__(
         self,
@@ -41,9 +49,30 @@ class MemFS:
         self.root_dir = Path(root_dir)
         self.home_name = home
         self.output_name = output
-        self.path = self.root_dir / uuid.uuid4().hex
-        self._mounted = False
         self._input_mtimes: dict[str, int] = {}
+        self.path = self.root_dir / str(uuid4())
+        try:
+            # mkdir is the claim: of two instances given the same name, exactly one gets it,
+            # and the loser never touches the winner's mount.
+            self.path.mkdir(mode=0o700)
+        except FileExistsError:
+            raise RuntimeError(f"The memfs directory {self.path} already exists") from None
+        self._finalizer = weakref.finalize(self, _release, self.path, True)
+        try:
+            filesystem.mount(
+                "tmpfs",
+                self.path,
+                "tmpfs",
+                flags=(filesystem.MountFlag.NOSUID, filesystem.MountFlag.NODEV),
+                size=instance_size,
+                mode="0755",
+            )
+            for directory in {self.home, self.output}:
+                directory.mkdir(parents=True, exist_ok=True)
+                os.chmod(directory, DIR_MODE)
+        except BaseException:
+            self.cleanup()
+            raise
 
     @property
     def home(self) -> Path:
@@ -56,23 +85,6 @@ class MemFS:
         return self.path / self.output_name
 
     def __enter__(self) -> MemFS:
-        self.path.mkdir(mode=0o700)
-        try:
-            filesystem.mount(
-                "tmpfs",
-                self.path,
-                "tmpfs",
-                flags=(filesystem.MountFlag.NOSUID, filesystem.MountFlag.NODEV),
-                size=self.instance_size,
-                mode="0755",
-            )
-            self._mounted = True
-            for directory in {self.home, self.output}:
-                directory.mkdir(parents=True, exist_ok=True)
-                os.chmod(directory, DIR_MODE)
-        except BaseException:
-            self.cleanup()
-            raise
         return self
 
     def __exit__(
@@ -85,13 +97,8 @@ class MemFS:
 
     def cleanup(self) -> None:
         """Unmount and remove the instance; safe to call more than once."""
-        if self._mounted:
-            filesystem.unmount(self.path)
-            self._mounted = False
-        try:
-            self.path.rmdir()
-        except FileNotFoundError:
-            pass
+        if self._finalizer.detach() is not None:
+            _release(self.path, warn=False)
 
     def write_inputs(self, files: Iterable[FileAttachment]) -> None:
         """Write request files into ``home`` and remember their mtimes.
@@ -135,3 +142,15 @@ class MemFS:
     ) -> list[FileAttachment]:
         """The collected output files as a list, sorted by path."""
         return self.collect(limit, pattern, timeout).files
+
+
+def _release(path: Path, warn: bool) -> None:
+    """Unmount ``path`` if it is mounted and remove the directory (a finalizer: no ``self``)."""
+    if warn:
+        warnings.warn(f"MemFS {path} was not cleaned up", ResourceWarning, stacklevel=2)
+    if os.path.ismount(path):
+        filesystem.unmount(path)
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        pass

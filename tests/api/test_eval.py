@@ -70,7 +70,7 @@ def test_files_reach_the_engine_decoded(client: testing.TestClient, runner: Fake
 
 def test_returned_files_are_serialised(client: testing.TestClient, runner: FakeRunner) -> None:
     runner.result = EvalResult(
-        [], 0, "", [FileAttachment("a.txt", b"abc"), FileAttachment("dir/b.bin", b"\x00\xff")]
+        [], 0, "", files=[FileAttachment("a.txt", b"abc"), FileAttachment("dir/b.bin", b"\x00\xff")]
     )
     response = client.simulate_post("/eval", json={"input": "..."})
     assert response.json["files"] == [
@@ -83,7 +83,7 @@ def test_failed_run_is_200_with_null_returncode(
     client: testing.TestClient, runner: FakeRunner
 ) -> None:
     runner.result = EvalResult.failed([], "ValueError: embedded null byte")
-    response = client.simulate_post("/eval", json={"input": "\x00"})
+    response = client.simulate_post("/eval", json={"input": "\x00", "details": True})
     assert response.status_code == 200
     assert original_fields(response.json) == {
         "stdout": "ValueError: embedded null byte",
@@ -139,7 +139,7 @@ def test_symlinked_executable_is_fine(client: testing.TestClient, tmp_path: Path
 
 def test_snekapi_forwards_its_arguments_to_nsjail(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SNEKBOX_MAX_CONCURRENT_RUNS", "3")
-    with mock.patch("snekbox.api.app.NsJail") as nsjail_class:
+    with mock.patch("snekbox.api.snekapi.NsJail") as nsjail_class:
         nsjail_class.return_value = FakeRunner()
         app = SnekAPI("/bin/nsjail", max_output_size=2_000_000)
         nsjail_class.assert_called_once_with("/bin/nsjail", max_output_size=2_000_000)

@@ -125,7 +125,7 @@ def test_info_reports_versions_interpreters_limits_and_concurrency(runner: FakeR
     import snekbox
 
     assert info["snekbox_version"] == snekbox.__version__
-    assert info["api_version"] == "1.1.0"
+    assert info["api_version"] == "1.2.0"
     assert info["default_executable_path"] == "/snekbin/python/default/bin/python"
     assert info["interpreters"] == [
         {

@@ -96,10 +96,13 @@ def test_request_examples_are_valid_requests(client: testing.TestClient) -> None
         assert response.status_code == 200 or "executable_path" in response.json["title"]
 
 
-def test_the_response_example_matches_its_schema() -> None:
+def test_the_response_examples_match_their_schema() -> None:
     content = DOCUMENT["paths"]["/eval"]["post"]["responses"]["200"]["content"]
-    example = content["application/json"]["example"]
-    assert not list(validator_for("#/components/schemas/EvalResponse").iter_errors(example))
+    examples = content["application/json"]["examples"]
+    assert set(examples) == {"default", "details"}
+    for example in examples.values():
+        errors = validator_for("#/components/schemas/EvalResponse").iter_errors(example["value"])
+        assert not list(errors)
 
 
 def test_response_fields_are_exactly_the_documented_ones(
@@ -109,16 +112,19 @@ def test_response_fields_are_exactly_the_documented_ones(
         [],
         0,
         "hi\n",
-        [FileAttachment("a.txt", b"abc")],
+        files=[FileAttachment("a.txt", b"abc")],
         cpu_time=0.01,
         memory_peak=123,
         files_skipped=[SkippedFile(".hidden", "hidden")],
     )
-    response = client.simulate_post("/eval", json={"input": "1"})
     schema = DOCUMENT["components"]["schemas"]["EvalResponse"]
-    assert set(response.json) == set(schema["properties"]) == set(schema["required"])
-    check_response("/eval", "POST", 200, response.headers["Content-Type"], response.content)
-    assert response.json["files"][0]["content"] == base64.b64encode(b"abc").decode()
+    plain = client.simulate_post("/eval", json={"input": "1"})
+    assert list(plain.json) == schema["required"] == ["stdout", "returncode", "files"]
+    detailed = client.simulate_post("/eval", json={"input": "1", "details": True})
+    assert set(detailed.json) == set(schema["properties"])
+    for response in (plain, detailed):
+        check_response("/eval", "POST", 200, response.headers["Content-Type"], response.content)
+        assert response.json["files"][0]["content"] == base64.b64encode(b"abc").decode()
 
 
 @pytest.mark.parametrize(

@@ -84,9 +84,10 @@ class EvalResource:
     A request body has `input` (code for `-c`) and/or `args` (the interpreter's arguments),
     optionally `files` to place in the working directory, `executable_path` to pick an
     interpreter and `limits` to change the run's limits within the server's maxima. The answer
-    is `{"stdout", "returncode", "files"}` plus the run's status and usage (`EvalResult.usage`);
-    a null returncode means the run could not happen, with the reason in `stdout`. When no run
-    slot frees up within the queue timeout, the answer is 429 with `Retry-After`.
+    is exactly the original's `{"stdout", "returncode", "files"}`; a request with
+    `"details": true` also gets the run's status and usage (`EvalResult.usage`). A null
+    returncode means the run could not happen, with the reason in `stdout`. When no run slot
+    frees up within the queue timeout, the answer is 429 with `Retry-After`.
     """
 
     def __init__(
@@ -107,7 +108,9 @@ class EvalResource:
         self.limits = (
             limits
             if limits is not None
-            else LimitPolicy(engine_defaults(nsjail), self.settings.max_limits)
+            else LimitPolicy(
+                engine_defaults(nsjail.config, nsjail.max_output_size), self.settings.max_limits
+            )
         )
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -139,12 +142,14 @@ class EvalResource:
         result = self._run_in_slot(request.args, request.files, options, limits)
         metrics.EVALS.labels(result.status).inc()
         metrics.EVAL_DURATION.observe(result.duration)
-        resp.media = {
+        answer: dict[str, Any] = {
             "stdout": result.stdout,
             "returncode": result.returncode,
             "files": [file.as_dict() for file in result.files],
-            **result.usage(),
         }
+        if request.details:
+            answer.update(result.usage())
+        resp.media = answer
 
     def _run_in_slot(
         self,
