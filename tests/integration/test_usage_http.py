@@ -27,7 +27,8 @@ FORKS = (
 
 
 def post(server: Server, body: dict) -> dict:
-    response = server.post_eval(body)
+    """POST `body` asking for the status and usage fields, and check the answer's shape."""
+    response = server.post_eval({**body, "details": True})
     assert response.status == 200, response.body
     check_response("/eval", "POST", 200, response.headers["Content-Type"], response.body)
     return response.json
