@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import textwrap
 
 import pytest
 
@@ -32,6 +33,14 @@ DENIED_EPERM = {
     "kexec_file_load": (320, "-1, -1, 0, 0, 0"),
     "swapon": (167, "0, 0"),
     "acct": (163, "0"),
+    # Cross-run channels through shared inodes: file watches and leases (see test_cross_run).
+    "inotify_init": (253, ""),
+    "inotify_init1": (294, "0"),
+    "fanotify_init": (300, "0x200, 0"),  # FAN_REPORT_FID works unprivileged
+    "fcntl F_NOTIFY": (72, "0, 1026, 0x80000001"),
+    "fcntl F_SETLEASE": (72, "0, 1024, 0"),
+    # The kernel reads cmd as 32 bits, so set high bits must not slip past the filter.
+    "fcntl F_NOTIFY with high bits": (72, "0, 0x100000402, 0x80000001"),
 }
 
 
@@ -130,3 +139,117 @@ def test_numpy_with_threads_still_works(run: RunCode) -> None:
     )
     assert result.returncode == 0, result.stdout
     assert result.stdout == "True\n"
+
+
+def test_vsock_sockets_report_no_such_address_family(run: RunCode) -> None:
+    # socket(AF_VSOCK, SOCK_STREAM, 0) as Python calls it, then raw socket and socketpair
+    # (41 and 53 on x86_64), the first with high bits the kernel ignores.
+    python_call = """
+        import socket
+        try:
+            socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+            print("created")
+        except OSError as error:
+            print(error.errno)
+    """
+    result = run(
+        textwrap.dedent(python_call)
+        + syscall_code(41, "(1 << 32) | 40, 1, 0")
+        + "pair = (ctypes.c_int * 2)()\n"
+        + "print(libc.syscall(53, 40, 1, 0, pair), ctypes.get_errno())\n"
+    )
+    assert result.returncode == 0, result.stdout
+    assert result.stdout == "97\n-1 97\n-1 97\n"
+
+
+def test_unix_sockets_still_work(run: RunCode) -> None:
+    result = run(
+        """
+        import socket
+        left, right = socket.socketpair()
+        left.sendall(b"ping")
+        print(right.recv(4).decode())
+        """
+    )
+    assert result.returncode == 0, result.stdout
+    assert result.stdout == "ping\n"
+
+
+def test_file_locks_report_success_and_lock_nothing(run: RunCode) -> None:
+    # A parent's flock, lockf, OFD and raw F_SETLK locks would each make the child's attempt
+    # fail with EAGAIN if they were real; F_GETLK stays real and finds nothing locked.
+    result = run(
+        """
+        import ctypes, fcntl, os, struct
+        F_OFD_SETLK = 37
+        layout = "hhxxxxqqixxxx"
+        fd = os.open("/home/data", os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.fcntl(fd, F_OFD_SETLK, struct.pack(layout, fcntl.F_WRLCK, 0, 0, 0, 0))
+        # F_SETLK through the raw syscall (72) with high bits the kernel ignores.
+        libc = ctypes.CDLL(None, use_errno=True)
+        request = ctypes.create_string_buffer(struct.pack(layout, fcntl.F_WRLCK, 0, 0, 0, 0))
+        assert libc.syscall(72, fd, (1 << 32) | fcntl.F_SETLK, request) == 0
+        pid = os.fork()
+        if pid == 0:
+            child = os.open("/home/data", os.O_RDWR)
+            fcntl.flock(child, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(child, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            query = struct.pack(layout, fcntl.F_WRLCK, 0, 0, 0, 0)
+            kind = struct.unpack(layout, fcntl.fcntl(child, fcntl.F_GETLK, query))[0]
+            print("child locked too;", "unlocked" if kind == fcntl.F_UNLCK else "locked")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        """
+    )
+    assert result.returncode == 0, result.stdout
+    assert result.stdout == "child locked too; unlocked\n"
+
+
+def test_sqlite_and_shelve_files_in_home_still_work(run: RunCode) -> None:
+    # Both journal modes; shelve on 3.13 stores through dbm.sqlite3, which uses WAL.
+    result = run(
+        """
+        import shelve, sqlite3
+        for mode in ("delete", "wal"):
+            db = sqlite3.connect(f"/home/{mode}.db")
+            db.execute(f"pragma journal_mode={mode}")
+            db.execute("create table t(n)")
+            db.execute("insert into t values (1)")
+            db.commit()
+            other = sqlite3.connect(f"/home/{mode}.db")
+            print(mode, other.execute("select n from t").fetchall())
+        with shelve.open("/home/shelf") as shelf:
+            shelf["key"] = [1, 2]
+        with shelve.open("/home/shelf") as shelf:
+            print(shelf["key"])
+        """
+    )
+    assert result.returncode == 0, result.stdout
+    assert result.stdout == "delete [(1,)]\nwal [(1,)]\n[1, 2]\n"
+
+
+def test_multiprocessing_locks_queues_and_events_still_work(run: RunCode) -> None:
+    # These are POSIX semaphores and pipes, not file locks, so they still exclude.
+    result = run(
+        """
+        import multiprocessing as mp
+
+        def add(lock, total, queue):
+            for _ in range(100):
+                with lock:
+                    total.value += 1
+            queue.put("done")
+
+        if __name__ == "__main__":
+            lock, total, queue = mp.Lock(), mp.Value("i", 0, lock=False), mp.Queue()
+            workers = [mp.Process(target=add, args=(lock, total, queue)) for _ in range(3)]
+            for w in workers: w.start()
+            print([queue.get(timeout=5) for _ in workers])
+            for w in workers: w.join()
+            print(total.value)
+        """
+    )
+    assert result.returncode == 0, result.stdout
+    assert result.stdout == "['done', 'done', 'done']\n300\n"
