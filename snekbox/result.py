@@ -24,8 +24,9 @@ class EvalResult(subprocess.CompletedProcess[str]):
     """A finished evaluation: its merged output, its return code and the files it wrote.
 
     A real run's ``stderr`` is ``None`` because the program's stderr is merged into ``stdout``
-    in the order it was written (the argument exists for the original's signature). ``returncode`` is ``None`` when the run could not happen; ``stdout``
-    then holds the reason. The remaining attributes describe the run for operators:
+    in the order it was written (the argument exists for the original's signature).
+    ``returncode`` is ``None`` when the run could not happen; ``stdout`` then holds the
+    reason. The remaining attributes describe the run for operators:
     ``status`` says why it stopped (see ``snekbox.nsjail.decide_status``), ``duration`` is wall
     seconds, ``cpu_time`` user+system seconds, ``memory_peak`` bytes (``None`` where unknown).
     """
