@@ -50,7 +50,7 @@ SANDBOX_UID = 65534  # The jail maps sandboxed code to nobody; verification runs
 SANDBOX_GID = 65534
 
 LAYOUT_MARKER = ".snekbox-provision.json"  # In a relocated copy: where it came from.
-LAYOUT_FORMAT = 2  # Bump when the copy's content rules change, so old copies get rebuilt.
+LAYOUT_FORMAT = 3  # Bump when the copy's content rules change, so old copies get rebuilt.
 EVAL_STAMP = ".snekbox-eval-deps.json"  # In a user site: what was installed there.
 
 AUTO_SOURCES = (
@@ -572,6 +572,7 @@ def build_copy(source: Interpreter, copy: Path, tools: Tools) -> None:
     source_prefix = Path(os.path.normpath(source.prefix))
     _copy_private_libraries(staging, source_prefix)
     _patch_runpaths(staging, copy, source_prefix, bool(libpython), tools)
+    _patch_compiled_prefix(staging, source_prefix, copy)
     _make_world_readable(staging)
     (staging / LAYOUT_MARKER).write_text(json.dumps(layout_marker(source), indent=2) + "\n")
 
@@ -679,6 +680,34 @@ def _patch_runpaths(
             raise ProvisionError(f"patchelf failed on {path}: {completed.stderr.strip()}")
 
 
+def _patch_compiled_prefix(staging: Path, source_prefix: Path, final: Path) -> None:
+    """Make the prefix compiled into the interpreter the copy's own.
+
+    CPython finds its standard library from the path it was started by. A program that
+    re-executes it as `python` (argv[0] without a directory, as `os.execv(sys.executable,
+    ["python", ...])` does) leaves it nothing to search from in a jail with no /proc and no
+    PATH, and it falls back to the prefix it was built with, which the jail does not show
+    (and which on the host is the source install). That prefix is a NUL-terminated string in
+    the binary or libpython; it is overwritten in place, NUL-padded, with the copy's path.
+    """
+    old = os.fsencode(source_prefix)
+    new = os.fsencode(final)
+    if len(new) > len(old):
+        log.warning(
+            "cannot point the built-in prefix %s of the copy at %s (longer); a program that "
+            "re-executes its interpreter as plain `python` will not find the standard library",
+            source_prefix,
+            final,
+        )
+        return
+    standalone = b"\0" + old + b"\0"
+    replacement = b"\0" + new.ljust(len(old), b"\0") + b"\0"
+    for path in _elf_files(staging):
+        data = path.read_bytes()
+        if standalone in data:
+            path.write_bytes(data.replace(standalone, replacement))
+
+
 def _is_executable_path(path: Path, prefix: Path) -> bool:
     return path.parent == prefix / "bin"
 
@@ -716,6 +745,10 @@ print(json.dumps({"prefix": sys.prefix, "path": sys.path, "maps": sorted(maps)})
 """
 
 
+# Started as plain `python`: no directory in argv[0] to find the prefix from.
+_VERIFY_BARE = "import sys; print(sys.prefix)"
+
+
 def verify_interpreter(prefix: Path, snekbin: Path) -> list[str]:
     """Run the interpreter as nobody with no environment; report anything that leaks out."""
     problems: list[str] = []
@@ -741,6 +774,14 @@ def verify_interpreter(prefix: Path, snekbin: Path) -> list[str]:
         if not any(_is_within(mapped_path, root) for root in allowed):
             problems.append(f"{python}: loads {mapped}, which the jail does not show")
     problems.extend(verify_runpaths(prefix, snekbin))
+    bare = _run_as_sandbox_user(["python", "-c", _VERIFY_BARE], env={}, executable=str(python))
+    bare_prefix = bare.stdout.strip()
+    if bare.returncode != 0:
+        problems.append(f"{python} does not start as plain `python`: {bare.stderr.strip()[-300:]}")
+    elif bare_prefix not in (str(prefix), str(real_prefix)):
+        # Python 3.11 searches from the working directory for a bare argv[0] and may find the
+        # host's own stdlib of the same version (e.g. Debian's /usr/lib/python3.11) first.
+        log.warning("%s started as plain `python` uses the stdlib at %s", python, bare_prefix)
     return problems
 
 
@@ -764,10 +805,11 @@ def verify_runpaths(prefix: Path, snekbin: Path) -> list[str]:
 
 
 def _run_as_sandbox_user(
-    command: list[str], env: dict[str, str], timeout: float = 120
+    command: list[str], env: dict[str, str], timeout: float = 120, executable: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command,
+        executable=executable,
         env=env,
         cwd="/",
         capture_output=True,

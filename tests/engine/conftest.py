@@ -84,3 +84,21 @@ def no_leftovers(nsjail: NsJail) -> Iterator[None]:
     assert list(nsjail.memfs_root.iterdir()) == []
     assert run_cgroups(nsjail) == []
     assert nsjail_processes() == []
+
+
+def provisioned_interpreters() -> list[str]:
+    """Every interpreter under /snekbin/python (the default link resolves to one of them)."""
+    found = sorted(
+        str(path / "bin" / "python")
+        for path in Path("/snekbin/python").iterdir()
+        if path.name != "default" and (path / "bin" / "python").exists()
+    )
+    if not found:
+        raise RuntimeError("No interpreter under /snekbin/python: run `make setup` first")
+    return found
+
+
+@pytest.fixture(params=provisioned_interpreters())
+def interpreter(request: pytest.FixtureRequest) -> str:
+    """Each provisioned interpreter's executable path in turn."""
+    return request.param
