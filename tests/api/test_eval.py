@@ -156,3 +156,31 @@ def test_package_root_exports() -> None:
     assert snekbox.__version__ and snekbox.__version__[0].isdigit()
     with pytest.raises(AttributeError):
         _ = snekbox.NoSuchThing  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("extra", [{}, {"details": False}])
+def test_the_default_answer_is_exactly_the_originals(
+    client: testing.TestClient, runner: FakeRunner, extra: dict
+) -> None:
+    response = client.simulate_post("/eval", json={"input": "print('hi')", **extra})
+    assert response.json == {"stdout": "hi\n", "returncode": 0, "files": []}
+
+
+def test_details_adds_the_status_and_usage_fields(
+    client: testing.TestClient, runner: FakeRunner
+) -> None:
+    response = client.simulate_post("/eval", json={"input": "print('hi')", "details": True})
+    assert set(response.json) == {
+        "stdout", "returncode", "files", "status", "duration", "cpu_time", "memory_peak",
+        "stdout_truncated", "files_skipped",
+    }  # fmt: skip
+    assert response.json["status"] == "ok"
+
+
+def test_details_must_be_a_boolean(client: testing.TestClient) -> None:
+    response = client.simulate_post("/eval", json={"input": "1", "details": "yes"})
+    assert response.status_code == 400
+    assert response.json == {
+        "title": "Request data failed validation",
+        "description": "'yes' is not of type 'boolean'",
+    }
