@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snekbox.config_pb2 import NsJailConfig
+from snekbox.snekio import filesystem
 
 __all__ = ("CgroupSetup", "detect_version", "init", "kill_and_remove", "remove_leftovers")
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 V2_PARENT_NAME = "snekbox"
 V2_INIT_LEAF = "init"
 CONTROLLERS = ("memory", "pids")
+OPTIONAL_CONTROLLERS = ("cpu",)  # enabled for runs when the host delegates it
 CHILD_PREFIX = "NSJAIL."
 RUN_PREFIX = "run-"
 
@@ -45,12 +47,14 @@ class CgroupSetup:
     pids_parent: Path
     memory_mount: Path | None = None  # cgroup v1 only: where the memory controller is mounted
     pids_mount: Path | None = None  # cgroup v1 only: where the pids controller is mounted
+    other_parents: tuple[Path, ...] = ()
+    """cgroup v1 only: the parents of other controllers NsJail uses by itself (cpu, net_cls)."""
 
     def run_cgroups(self) -> list[Path]:
         """Every per-run cgroup (``run-*`` and ``NSJAIL.*``) below the parents."""
         return [
             child
-            for parent in {self.memory_parent, self.pids_parent}
+            for parent in {self.memory_parent, self.pids_parent, *self.other_parents}
             if parent.is_dir()
             for child in parent.iterdir()
             if child.name.startswith((CHILD_PREFIX, RUN_PREFIX)) and child.is_dir()
@@ -92,18 +96,61 @@ def _init_v1(config: NsJailConfig) -> CgroupSetup:
             use_hierarchy.write_text("1")
         except OSError as e:
             log.warning("Could not enable memory.use_hierarchy in %s: %s", memory, e)
-    log.debug("cgroup v1 parents ready: %s, %s", memory, pids)
+    others = tuple(_prepare_v1_parent(*spec) for spec in _other_v1_controllers(config))
+    log.debug("cgroup v1 parents ready: %s, %s, %s", memory, pids, others)
     return CgroupSetup(
         1,
         memory,
         pids,
         memory_mount=Path(config.cgroup_mem_mount),
         pids_mount=Path(config.cgroup_pids_mount),
+        other_parents=tuple(parent for parent in others if parent is not None),
     )
 
 
+def _other_v1_controllers(config: NsJailConfig) -> list[tuple[str, Path, str, bool]]:
+    """(controller, mount, parent, required) for the controllers NsJail limits by itself.
+
+    NsJail makes its own per-run cgroup below ``<mount>/<parent>`` for cpu and net_cls and
+    needs the parent to exist. cpu is prepared whenever it is mounted, so that an
+    ``--cgroup_cpu_ms_per_sec`` option works too; net_cls only when the config uses it, as
+    its hierarchy may first have to be mounted.
+    """
+    return [
+        ("cpu", Path(config.cgroup_cpu_mount), config.cgroup_cpu_parent,
+         bool(config.cgroup_cpu_ms_per_sec)),
+        ("net_cls", Path(config.cgroup_net_cls_mount), config.cgroup_net_cls_parent,
+         bool(config.cgroup_net_cls_classid)),
+    ]  # fmt: skip
+
+
+def _prepare_v1_parent(controller: str, mount: Path, parent: str, required: bool) -> Path | None:
+    """Create ``<mount>/<parent>``, mounting the controller's hierarchy if the config needs it.
+
+    Returns None when the controller is neither mounted nor needed.
+    """
+    if not _is_v1_hierarchy(mount):
+        if not required:
+            return None
+        mount.mkdir(parents=True, exist_ok=True)
+        filesystem.mount("cgroup", mount, "cgroup", **{controller: ""})
+        log.info("Mounted the cgroup v1 %s controller at %s", controller, mount)
+    path = mount / parent
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _is_v1_hierarchy(path: Path) -> bool:
+    """Whether ``path`` is a mounted cgroup v1 hierarchy (it has a tasks file at its root)."""
+    return os.path.ismount(path) and (path / "tasks").exists()
+
+
 def _enable_controllers(cgroup: Path) -> None:
-    wanted = [c for c in CONTROLLERS if c not in _read_words(cgroup / "cgroup.subtree_control")]
+    """Enable the required controllers, and the optional ones the cgroup has, for children."""
+    available = _read_words(cgroup / "cgroup.controllers")
+    enabled = _read_words(cgroup / "cgroup.subtree_control")
+    optional = [c for c in OPTIONAL_CONTROLLERS if c in available]
+    wanted = [c for c in (*CONTROLLERS, *optional) if c not in enabled]
     if wanted:
         (cgroup / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
 

@@ -25,7 +25,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from snekbox.limits.cgroup import RUN_PREFIX, CgroupSetup, kill_and_remove
+from snekbox.limits.cgroup import (
+    OPTIONAL_CONTROLLERS,
+    RUN_PREFIX,
+    CgroupSetup,
+    kill_and_remove,
+)
 
 __all__ = ("CgroupStats", "RunCgroup", "RunLimits")
 
@@ -134,7 +139,12 @@ class RunCgroup:
                 (self.memory / "memory.swap.max").write_text(str(limits.swap))
             if limits.pids:
                 (self.pids / "pids.max").write_text(str(limits.pids))
-            (self.memory / "cgroup.subtree_control").write_text("+memory +pids")
+            # NsJail's own cgroup below needs every controller it sets a limit with.
+            available = (self.memory / "cgroup.controllers").read_text().split()
+            wanted = ["memory", "pids", *(c for c in OPTIONAL_CONTROLLERS if c in available)]
+            (self.memory / "cgroup.subtree_control").write_text(
+                " ".join(f"+{controller}" for controller in wanted)
+            )
             return [*args, "--use_cgroupv2", "--cgroupv2_mount", str(self.memory)]
         if limits.memory:
             (self.memory / "memory.limit_in_bytes").write_text(str(limits.memory))
