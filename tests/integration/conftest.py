@@ -130,8 +130,14 @@ def require_provisioned_root() -> None:
 
 
 @contextmanager
-def running_server(log_path: Path, **env_overrides: str) -> Iterator[Server]:
-    """Start Gunicorn as deployed, apart from the port and `env_overrides`; stop it after."""
+def running_server(
+    log_path: Path, config: Path = GUNICORN_CONFIG, cwd: Path = REPO, **env_overrides: str
+) -> Iterator[Server]:
+    """Start Gunicorn as deployed, apart from the port and `env_overrides`; stop it after.
+
+    `config` and `cwd` replace our Gunicorn config and the directory the app's relative
+    `./config/snekbox.cfg` is read from, as a user mounting their own files would.
+    """
     require_provisioned_root()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["SNEKBOX_MAX_CONCURRENT_RUNS"] = str(CONCURRENT_RUNS)
@@ -146,11 +152,11 @@ def running_server(log_path: Path, **env_overrides: str) -> Iterator[Server]:
                 "-m",
                 "gunicorn",
                 "--config",
-                str(GUNICORN_CONFIG),
+                str(config),
                 "--bind",
                 f"127.0.0.1:{port}",
             ],
-            cwd=REPO,
+            cwd=cwd,
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
