@@ -50,7 +50,7 @@ SANDBOX_UID = 65534  # The jail maps sandboxed code to nobody; verification runs
 SANDBOX_GID = 65534
 
 LAYOUT_MARKER = ".snekbox-provision.json"  # In a relocated copy: where it came from.
-LAYOUT_FORMAT = 3  # Bump when the copy's content rules change, so old copies get rebuilt.
+LAYOUT_FORMAT = 4  # Bump when the copy's content rules change, so old copies get rebuilt.
 EVAL_STAMP = ".snekbox-eval-deps.json"  # In a user site: what was installed there.
 
 AUTO_SOURCES = (
@@ -688,11 +688,13 @@ def _patch_compiled_prefix(staging: Path, source_prefix: Path, final: Path) -> N
     ["python", ...])` does) leaves it nothing to search from in a jail with no /proc and no
     PATH, and it falls back to the prefix it was built with, which the jail does not show
     (and which on the host is the source install). That prefix is a NUL-terminated string in
-    the binary or libpython; it is overwritten in place, NUL-padded, with the copy's path.
+    the binary or libpython; it is overwritten in place with the copy's path and a NUL.
+    Only that many bytes change: the linker merges string tails, so the rest of the old
+    string may still be read as another one (the version, "3.13.0", is the prefix's tail).
     """
     old = os.fsencode(source_prefix)
     new = os.fsencode(final)
-    if len(new) > len(old):
+    if len(new) >= len(old):
         log.warning(
             "cannot point the built-in prefix %s of the copy at %s (longer); a program that "
             "re-executes its interpreter as plain `python` will not find the standard library",
@@ -701,7 +703,7 @@ def _patch_compiled_prefix(staging: Path, source_prefix: Path, final: Path) -> N
         )
         return
     standalone = b"\0" + old + b"\0"
-    replacement = b"\0" + new.ljust(len(old), b"\0") + b"\0"
+    replacement = b"\0" + new + b"\0" + old[len(new) + 1 :] + b"\0"
     for path in _elf_files(staging):
         data = path.read_bytes()
         if standalone in data:
@@ -734,19 +736,20 @@ def _add_mode(path: Path, bits: int) -> None:
 # Verification of an interpreter under /snekbin, as the sandbox user with an empty environment.
 
 _VERIFY = r"""
-import ctypes, decimal, json, sqlite3, ssl, sys
+import ctypes, decimal, json, platform, sqlite3, ssl, sys
 maps = set()
 with open("/proc/self/maps") as f:
     for line in f:
         parts = line.split(None, 5)
         if len(parts) == 6 and parts[5].startswith("/"):
             maps.add(parts[5].strip())
-print(json.dumps({"prefix": sys.prefix, "path": sys.path, "maps": sorted(maps)}))
+print(json.dumps({"prefix": sys.prefix, "path": sys.path, "maps": sorted(maps),
+                  "version": platform.python_version()}))
 """
 
 
 # Started as plain `python`: no directory in argv[0] to find the prefix from.
-_VERIFY_BARE = "import sys; print(sys.prefix)"
+_VERIFY_BARE = "import platform, sys; print(platform.python_version()); print(sys.prefix)"
 
 
 def verify_interpreter(prefix: Path, snekbin: Path) -> list[str]:
@@ -775,8 +778,8 @@ def verify_interpreter(prefix: Path, snekbin: Path) -> list[str]:
             problems.append(f"{python}: loads {mapped}, which the jail does not show")
     problems.extend(verify_runpaths(prefix, snekbin))
     bare = _run_as_sandbox_user(["python", "-c", _VERIFY_BARE], env={}, executable=str(python))
-    bare_prefix = bare.stdout.strip()
-    if bare.returncode != 0:
+    version, _, bare_prefix = bare.stdout.strip().partition("\n")
+    if bare.returncode != 0 or version != facts["version"]:
         problems.append(f"{python} does not start as plain `python`: {bare.stderr.strip()[-300:]}")
     elif bare_prefix not in (str(prefix), str(real_prefix)):
         # Python 3.11 searches from the working directory for a bare argv[0] and may find the

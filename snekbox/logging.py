@@ -6,7 +6,8 @@ and users mount their own copy of that file, so these names must resolve here. T
 """
 
 from snekbox.utils.gunicorn import GunicornLogger
+from snekbox.utils.logging import LOG_FORMAT as FORMAT
 from snekbox.utils.logging import init_logger
 from snekbox.utils.sentry import init_sentry
 
-__all__ = ("GunicornLogger", "init_logger", "init_sentry")
+__all__ = ("FORMAT", "GunicornLogger", "init_logger", "init_sentry")

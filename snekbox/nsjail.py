@@ -60,7 +60,7 @@ TERMINATE_GRACE = 2.0
 # "[W][2019-06-22T20:07:00+0000][16] void foo::bar()():100 message": the level letter, the
 # time, the pid (absent in some lines) and the function with its line (absent in some builds).
 _LOG_LINE = re.compile(
-    r"^\[(?P<level>[DIWEF])\]\[[^\]]*\](?:\[\d+\])?\s(?:.*?\(\):\d+\s)?(?P<message>.*)$"
+    r"^\[(?P<level>[DIWEF])\]\[[^\]]*\](?:\[\d+\])?\s(?P<function>.*?\(\):\d+\s)?(?P<message>.*)$"
 )
 _LOG_LEVELS = {
     "D": logging.DEBUG,
@@ -368,6 +368,8 @@ class NsJail:
             message = match["message"]
             if match["level"] == "I" and not DEBUG and not message.startswith("pid="):
                 continue
+            if DEBUG and match["function"]:
+                message = match["function"] + message  # where in NsJail, for debugging
             log.log(_LOG_LEVELS[match["level"]], message)
 
     def _consume_stdout(self, nsjail: subprocess.Popen[str]) -> str:

@@ -34,7 +34,7 @@ def _check_content_type(req: falcon.Request) -> None:
     media_type = content_type.partition(";")[0].strip().lower()
     if media_type != JSON_MEDIA_TYPE:
         raise falcon.HTTPUnsupportedMediaType(
-            description=f"{content_type} is an unsupported media type; send {JSON_MEDIA_TYPE}."
+            description=f"{content_type} is an unsupported media type."
         )
 
 

@@ -45,8 +45,9 @@ EVAL_SCHEMA: Mapping[str, Any] = {
             "items": {
                 "type": "object",
                 "properties": {
-                    # Relative (no leading "/") and free of NUL, which no file name can hold.
-                    "path": {"type": "string", "pattern": r"^(?!/)[^\x00]*$"},
+                    # Relative (no leading "/"), free of NUL (no file name can hold one) and,
+                    # as the original refuses it, of a literal backslash-zero.
+                    "path": {"type": "string", "pattern": r"^(?!/)(?!.*\\0)[^\x00]*$"},
                     "content": {"type": "string"},
                 },
                 "required": ["path"],
@@ -249,9 +250,8 @@ def _parse_files(entries: Sequence[Mapping[str, str]]) -> list[FileAttachment]:
         try:
             files.append(FileAttachment.from_dict(entry))
         except (ParsingError, IllegalPathError) as error:
-            raise falcon.HTTPBadRequest(
-                title=FILE_ERROR_TITLE, description=f"files[{index}]: {error}"
-            ) from None
+            # The original's exact description, which clients match on.
+            raise falcon.HTTPBadRequest(title=FILE_ERROR_TITLE, description=str(error)) from None
     return files
 
 

@@ -87,8 +87,12 @@ class FileAttachment:
             os.close(fd)
         return target
 
+    @property
     def as_dict(self) -> dict[str, Any]:
-        """Serialise for a JSON response: ``{"path", "size", "content": base64}``."""
+        """The JSON response form ``{"path", "size", "content": base64}``.
+
+        A property, as in the original, whose callers read ``file.as_dict``.
+        """
         return {
             "path": self.path,
             "size": self.size,

@@ -82,7 +82,42 @@ def test_invalid_base64_is_refused(client: testing.TestClient, content: str) -> 
     files.append({"path": "bad.txt", "content": content})
     response = client.simulate_post("/eval", json={"input": "", "files": files})
     description = assert_error(response, 400, FILE_TITLE)
-    assert description.startswith("files[1]:") and "bad.txt" in description
+    assert description == "Invalid base64 encoding for file 'bad.txt'"  # the original's text
+
+
+@pytest.mark.parametrize("path", ["../secrets", "../../dir", "dir/../../secrets", "a/../../../b"])
+def test_a_climbing_path_gets_the_originals_exact_error(
+    client: testing.TestClient, path: str
+) -> None:
+    response = client.simulate_post("/eval", json={"args": ["t.py"], "files": [{"path": path}]})
+    assert response.status_code == 400
+    assert response.json == {
+        "title": "Request file is invalid",
+        "description": f"File path '{path}' may not traverse beyond root",
+    }
+
+
+@pytest.mark.parametrize("path", [r"etc/passwd\0", r"a\0b", r"\0", "var/\x00/path"])
+def test_a_nul_or_a_literal_backslash_zero_in_a_path_is_refused(
+    client: testing.TestClient, path: str
+) -> None:
+    response = client.simulate_post("/eval", json={"args": ["t.py"], "files": [{"path": path}]})
+    assert response.status_code == 400
+    assert response.json["title"] == "Request data failed validation"
+    assert "does not match" in response.json["description"]
+
+
+def test_an_unsupported_media_type_gets_the_originals_exact_error(
+    client: testing.TestClient,
+) -> None:
+    response = client.simulate_post(
+        "/eval", body="<xml/>", headers={"Content-Type": "application/xml"}
+    )
+    assert response.status_code == 415
+    assert response.json == {
+        "title": "415 Unsupported Media Type",
+        "description": "application/xml is an unsupported media type.",
+    }
 
 
 def test_path_nested_too_deep_is_refused(client: testing.TestClient) -> None:

@@ -67,7 +67,7 @@ def test_invalid_base64_is_a_parsing_error() -> None:
 def test_attachment_round_trip() -> None:
     data = {"path": "a/b.bin", "content": base64.b64encode(b"\x00\xff").decode()}
     file = FileAttachment.from_dict(data)
-    assert file.as_dict() == {**data, "size": 2}
+    assert file.as_dict == {**data, "size": 2}
 
 
 def test_new_and_changed_files_are_returned_sorted(run: RunCode) -> None:

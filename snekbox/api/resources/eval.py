@@ -145,7 +145,7 @@ class EvalResource:
         answer: dict[str, Any] = {
             "stdout": result.stdout,
             "returncode": result.returncode,
-            "files": [file.as_dict() for file in result.files],
+            "files": [file.as_dict for file in result.files],
         }
         if request.details:
             answer.update(result.usage())
