@@ -5,11 +5,12 @@ sandbox, and none of that needs a process of its own. Threads let one worker wai
 sandboxes at once, so the number of runs in flight is set by SNEKBOX_MAX_CONCURRENT_RUNS (sized
 for memory), not by the two worker processes.
 
-Slow clients: a connection that sends nothing is parked in the worker's poller after 5 s
-instead of holding a thread, and a client that stalls while sending its body is answered 408
-after SNEKBOX_BODY_TIMEOUT seconds of silence. A client that stalls mid-headers holds a thread
-until it leaves (Gunicorn reads headers with no deadline); the spare threads absorb such
-stragglers. See the README's "Serving" section.
+Slow clients: snekbox's gthread worker (snekbox.serving.worker) reads request heads in its
+event loop and lends a thread only to a request whose head has arrived, within
+SNEKBOX_HEAD_TIMEOUT seconds and with caps on how many heads (in all, and per client) may be
+arriving at once; a request that finds no free thread within SNEKBOX_QUEUE_TIMEOUT is answered
+429. A client that stalls while sending its body is answered 408 after SNEKBOX_BODY_TIMEOUT
+seconds of silence. See the README's "Serving" section.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ wsgi_app = "snekbox:SnekAPI()"
 bind = "0.0.0.0:8060"
 
 workers = 2
-worker_class = "gthread"
+# Gunicorn's gthread worker, except that request heads are read without a thread (see above).
+worker_class = "snekbox.serving.worker.BoundedThreadWorker"
 # Every run may land in one worker, and each waits on a thread; the spare threads keep
 # answering cheap requests (validation errors, stalled uploads) while all slots are busy.
 SPARE_THREADS = 16

@@ -4,26 +4,135 @@ Falcon's media handling would read the body with no deadline, and a client that 
 headers and half a body would then hold a Gunicorn thread for as long as it keeps the socket
 open. Reading here lets the server answer 413 before reading an oversized body, 408 to a
 stalled client, and 400 to JSON that is malformed or nested past the parser's recursion limit.
+
+Memory: a body is held in a buffer that grows as its bytes arrive, never sized from its
+Content-Length (a client may announce a gigabyte and send one byte). All bodies a process is
+receiving or parsing share one budget, `SNEKBOX_MAX_BODY_MEMORY` bytes (by default the body
+size cap, so one largest body or many small ones); a body that would take the process past it
+is answered 503 and its buffer freed at once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import socket
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import IO, Any
 
 import falcon
 
 from snekbox.api.errors import INCOMPLETE_BODY_TITLE, INVALID_JSON_TITLE, TOO_DEEP_TITLE
+from snekbox.api.settings import ApiSettings
 
-__all__ = ["read_json_body"]
+__all__ = ["BODY_MEMORY_ENV", "BodyMemoryBudget", "process_budget", "read_json_body"]
 
 log = logging.getLogger(__name__)
 
 JSON_MEDIA_TYPE = "application/json"
-# Bodies up to this size are read with one call; larger ones in chunks of it, into one buffer.
+# A body is read (and its memory reserved from the budget) at most this much at a time.
 CHUNK_SIZE = 1024 * 1024
+BODY_MEMORY_ENV = "SNEKBOX_MAX_BODY_MEMORY"
+
+
+class BodyMemoryBudget:
+    """Bytes of request bodies this process may hold at once, shared by all its threads."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"a body memory budget needs at least one byte, not {limit}")
+        self.limit = limit
+        self.held = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BodyMemoryBudget:
+        """`SNEKBOX_MAX_BODY_MEMORY`, or by default the body size cap (one largest body)."""
+        if env is None:
+            env = os.environ
+        raw = env.get(BODY_MEMORY_ENV, "").strip()
+        if not raw:
+            return cls(ApiSettings.from_env(env).max_body_size)
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"{BODY_MEMORY_ENV} must be a positive int, not {raw!r}")
+        return cls(int(raw))
+
+    def take(self, size: int) -> bool:
+        """Reserve `size` more bytes if they fit; False (and nothing reserved) if not."""
+        with self._lock:
+            if self.held + size > self.limit:
+                return False
+            self.held += size
+            return True
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self.held -= size
+
+
+_process_budget: BodyMemoryBudget | None = None
+_process_budget_lock = threading.Lock()
+
+
+def process_budget() -> BodyMemoryBudget:
+    """The budget of this process, read from the environment on first use (after a fork)."""
+    global _process_budget
+    with _process_budget_lock:
+        if _process_budget is None:
+            _process_budget = BodyMemoryBudget.from_env()
+        return _process_budget
+
+
+class _BodyBuffer:
+    """A body's bytes so far, each chunk reserved from the budget before it is read."""
+
+    def __init__(self, budget: BodyMemoryBudget, timeout: float) -> None:
+        self.budget = budget
+        self.timeout = timeout
+        self.data = bytearray()
+        self.reserved = 0
+
+    def read_chunk(self, read: Any, size: int) -> bytes:
+        """Reserve room for `size` bytes, `read(size)`, and keep what came (reservation shrinks)."""
+        if not self.budget.take(size):
+            raise self._over_budget()
+        self.reserved += size
+        chunk: bytes = read(size)
+        self.data += chunk
+        unused = size - len(chunk)
+        self.budget.give_back(unused)
+        self.reserved -= unused
+        return chunk
+
+    def release(self) -> None:
+        self.budget.give_back(self.reserved)
+        self.reserved = 0
+        self.data = bytearray()
+
+    def _over_budget(self) -> falcon.HTTPServiceUnavailable:
+        retry_after = max(1, math.ceil(self.timeout))
+        log.info(
+            "Request bodies hold this process's %d byte budget; answering 503", self.budget.limit
+        )
+        return falcon.HTTPServiceUnavailable(
+            description=f"The server is already holding its limit of {self.budget.limit} bytes "
+            f"of request bodies ({BODY_MEMORY_ENV}); retry after {retry_after} seconds.",
+            retry_after=retry_after,
+        )
+
+
+@contextmanager
+def _body_buffer(budget: BodyMemoryBudget, timeout: float) -> Iterator[_BodyBuffer]:
+    """A buffer whose memory goes back to the budget when the body has been parsed (or failed)."""
+    buffer = _BodyBuffer(budget, timeout)
+    try:
+        yield buffer
+    finally:
+        buffer.release()
 
 
 def _check_content_type(req: falcon.Request) -> None:
@@ -48,43 +157,27 @@ def _too_large(size: int | str, limit: int) -> falcon.HTTPContentTooLarge:
     )
 
 
-def _read_exactly(stream: IO[bytes], length: int) -> bytes | bytearray:
-    """Read `length` bytes, into a single preallocated buffer when they need several reads."""
-    if length <= CHUNK_SIZE:
-        data = stream.read(length)
-        received = len(data)
-    else:
-        data = bytearray(length)
-        view = memoryview(data)
-        received = 0
-        while received < length:
-            chunk = stream.read(min(CHUNK_SIZE, length - received))
-            if not chunk:
-                break
-            view[received : received + len(chunk)] = chunk
-            received += len(chunk)
-    if received < length:
+def _read_exactly(stream: IO[bytes], length: int, buffer: _BodyBuffer) -> None:
+    """Read `length` bytes into `buffer`, which grows only as they arrive."""
+    while len(buffer.data) < length:
+        if not buffer.read_chunk(stream.read, min(CHUNK_SIZE, length - len(buffer.data))):
+            break
+    if len(buffer.data) < length:
         raise falcon.HTTPBadRequest(
             title=INCOMPLETE_BODY_TITLE,
-            description=f"The body ended after {received} of the {length} bytes announced by "
-            "its Content-Length.",
+            description=f"The body ended after {len(buffer.data)} of the {length} bytes "
+            "announced by its Content-Length.",
         )
-    return data
 
 
-def _read_to_end(stream: IO[bytes], limit: int) -> bytes:
+def _read_to_end(stream: IO[bytes], limit: int, buffer: _BodyBuffer) -> None:
     """Read a body of unknown length (chunked transfer encoding), refusing more than `limit`."""
-    chunks: list[bytes] = []
-    received = 0
-    while chunk := stream.read(CHUNK_SIZE):
-        received += len(chunk)
-        if received > limit:
+    while buffer.read_chunk(stream.read, CHUNK_SIZE):
+        if len(buffer.data) > limit:
             raise _too_large(f"more than {limit}", limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
-def _read_body(req: falcon.Request, max_size: int, timeout: float) -> bytes | bytearray:
+def _read_body(req: falcon.Request, max_size: int, timeout: float, buffer: _BodyBuffer) -> None:
     """Read the raw body; under Gunicorn each socket read may wait at most `timeout` seconds."""
     length = req.content_length
     if length is not None and length > max_size:
@@ -97,8 +190,9 @@ def _read_body(req: falcon.Request, max_size: int, timeout: float) -> bytes | by
         sock.settimeout(timeout)
     try:
         if length is None:
-            return _read_to_end(req.stream, max_size)
-        return _read_exactly(req.bounded_stream, length)
+            _read_to_end(req.stream, max_size, buffer)
+        else:
+            _read_exactly(req.bounded_stream, length, buffer)
     except TimeoutError:
         log.info("Client %s sent no body data for %.1f s; answering 408", req.remote_addr, timeout)
         if sock is not None:
@@ -118,10 +212,24 @@ def _read_body(req: falcon.Request, max_size: int, timeout: float) -> bytes | by
             sock.settimeout(previous_timeout)
 
 
-def read_json_body(req: falcon.Request, *, max_size: int, timeout: float) -> Any:
-    """Return the request's JSON body, or raise the 4xx that says what is wrong with it."""
+def read_json_body(
+    req: falcon.Request,
+    *,
+    max_size: int,
+    timeout: float,
+    budget: BodyMemoryBudget | None = None,
+) -> Any:
+    """Return the request's JSON body, or raise the 4xx (or 503) that says what is wrong.
+
+    The body's memory counts against `budget` (this process's by default) until it is parsed.
+    """
     _check_content_type(req)
-    data = _read_body(req, max_size, timeout)
+    with _body_buffer(budget if budget is not None else process_budget(), timeout) as buffer:
+        _read_body(req, max_size, timeout, buffer)
+        return _parse_json(buffer.data)
+
+
+def _parse_json(data: bytearray) -> Any:
     try:
         return json.loads(data)
     except RecursionError:

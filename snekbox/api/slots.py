@@ -11,6 +11,10 @@ condition variable hands out each of the process's descriptors to one thread at 
 
 A run that may pin more memory than a default one (its request raised the memory limit) takes
 several slots at once, so the slot count keeps bounding the memory all runs can pin together.
+
+A request's wait for a slot is part of its queue time, which starts when its head arrived:
+snekbox's Gunicorn worker (snekbox.serving) stamps that moment into the WSGI environ, so the
+time a request already spent waiting for a thread is taken off its slot wait.
 """
 
 from __future__ import annotations
@@ -20,17 +24,33 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["NoSlotAvailableError", "RunSlots"]
+__all__ = ["ARRIVED_ENVIRON_KEY", "NoSlotAvailableError", "RunSlots", "time_since_arrival"]
 
 log = logging.getLogger(__name__)
 
 # How often a waiting thread re-checks slots that another worker process may have freed.
 # Threads of this process are woken at once instead.
 CROSS_PROCESS_POLL = 0.01
+
+# The WSGI environ key for when the server had the request's head, in `time.monotonic()` seconds.
+ARRIVED_ENVIRON_KEY = "snekbox.arrived"
+
+
+def time_since_arrival(environ: Mapping[str, Any]) -> float:
+    """Seconds the request has waited since its head arrived; 0 when the server did not say.
+
+    Other servers (Gunicorn's own workers, falcon.testing) set no stamp: their requests reach
+    the app as soon as they have a thread, so "now" is when they arrived.
+    """
+    arrived = environ.get(ARRIVED_ENVIRON_KEY)
+    if not isinstance(arrived, float):
+        return 0.0
+    return max(0.0, time.monotonic() - arrived)
 
 
 class NoSlotAvailableError(Exception):

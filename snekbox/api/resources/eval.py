@@ -21,7 +21,7 @@ from snekbox.api.errors import (
 )
 from snekbox.api.limits import LimitPolicy, engine_defaults
 from snekbox.api.settings import ApiSettings
-from snekbox.api.slots import NoSlotAvailableError, RunSlots
+from snekbox.api.slots import NoSlotAvailableError, RunSlots, time_since_arrival
 from snekbox.api.validation import bounded_repr, parse_eval_request
 
 if TYPE_CHECKING:
@@ -115,6 +115,8 @@ class EvalResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Validate the request, wait for a free sandbox slot, run, and answer with the result."""
+        # Queue time already spent waiting for a thread; the body's upload is the client's time.
+        queued = time_since_arrival(req.env)
         body = read_json_body(
             req, max_size=self.settings.max_body_size, timeout=self.settings.body_timeout
         )
@@ -139,7 +141,7 @@ class EvalResource:
         if limits is not None:
             options["limits"] = limits
 
-        result = self._run_in_slot(request.args, request.files, options, limits)
+        result = self._run_in_slot(request.args, request.files, options, limits, queued)
         metrics.EVALS.labels(result.status).inc()
         metrics.EVAL_DURATION.observe(result.duration)
         answer: dict[str, Any] = {
@@ -157,17 +159,22 @@ class EvalResource:
         files: list[FileAttachment],
         options: dict[str, Any],
         limits: EvalLimits | None,
+        queued: float = 0.0,
     ) -> EvalResult:
-        """Wait up to the queue timeout for run slots, then run; 429 if none freed up."""
-        queued = time.monotonic()
+        """Wait for run slots, then run; 429 if none freed up within the queue timeout.
+
+        `queued` is how long the request already waited for a thread: its slot wait gets what
+        is left of the queue timeout.
+        """
+        start = time.monotonic()
         try:
             taken = self.slots.acquire_many(
-                self.limits.slots_for(limits), self.settings.queue_timeout
+                self.limits.slots_for(limits), max(0.0, self.settings.queue_timeout - queued)
             )
         except NoSlotAvailableError as error:
             metrics.QUEUE_REJECTIONS.inc()
             raise self._server_full(error) from None
-        metrics.QUEUE_WAIT.observe(time.monotonic() - queued)
+        metrics.QUEUE_WAIT.observe(queued + time.monotonic() - start)
         try:
             with metrics.RUNS_IN_FLIGHT.track_inprogress():
                 return self.nsjail.python3(args, files, **options)
