@@ -14,7 +14,7 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +52,12 @@ OUTPUT_LIMIT_RETURNCODE = 128 + signal.SIGTERM
 """Reported when the output cap is hit: the run is stopped as if by SIGTERM (143)."""
 
 WATCHDOG_GRACE = 3.0
-"""Seconds past NsJail's own time limit before snekbox kills NsJail itself."""
+"""Seconds past a run's time limit before snekbox kills NsJail itself (NsJail is stuck)."""
+
+NSJAIL_TIME_BACKSTOP = 2
+"""Seconds NsJail's own time limit adds to the run's: it counts whole seconds of wall-clock
+time and may fire up to a second early, so snekbox enforces the limit itself with a monotonic
+clock and NsJail's limit only catches a run snekbox failed to stop."""
 
 TERMINATE_GRACE = 2.0
 """Seconds NsJail gets to stop its jail after SIGTERM before it is killed."""
@@ -116,6 +121,7 @@ class _RunOutput:
     stdout: str
     truncated: bool
     log_lines: list[str] = field(default_factory=list)
+    timed_out: bool = False
     duration: float = 0.0
     cpu_time: float | None = None
 
@@ -190,7 +196,7 @@ class NsJail:
             self.config_path,
             *cgroup_args,
             "--time_limit",
-            str(time_limit),
+            str(time_limit + NSJAIL_TIME_BACKSTOP if time_limit > 0 else 0),
             "--bindmount",
             f"{memfs.home}:/home",
         ]
@@ -263,7 +269,9 @@ class NsJail:
                             executable_path,
                             py_args,
                         )
-                        output = self._run(args, log_read, log_write, time_limit, max_output)
+                        output = self._run(
+                            args, log_read, log_write, time_limit, max_output, run_cgroup.kill
+                        )
                     finally:
                         os.close(log_read)  # _run closes log_write exactly once
                     stats = run_cgroup.stats()
@@ -287,7 +295,9 @@ class NsJail:
             output.returncode,
             output.stdout,
             files=collection.files,
-            status=decide_status(output.returncode, output.truncated, output.log_lines, stats),
+            status=decide_status(
+                output.returncode, output.truncated, output.log_lines, stats, output.timed_out
+            ),
             duration=output.duration,
             cpu_time=output.cpu_time,
             memory_peak=stats.memory_peak,
@@ -312,7 +322,13 @@ class NsJail:
             raise EvalError(f"TimeoutError: {e}") from e
 
     def _run(
-        self, args: list[str], log_read: int, log_write: int, time_limit: int, max_output: int
+        self,
+        args: list[str],
+        log_read: int,
+        log_write: int,
+        time_limit: int,
+        max_output: int,
+        stop_program: Callable[[], None],
     ) -> _RunOutput:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("NsJail arguments: %r", args)
@@ -333,11 +349,13 @@ class NsJail:
         finally:
             # Only NsJail may hold the write end, or the log would never reach end of file.
             os.close(log_write)
-        watchdog = started + time_limit + WATCHDOG_GRACE if time_limit > 0 else None
+        deadline = started + time_limit if time_limit > 0 else None
         killed = False
         cpu_time = None
         try:
-            output, log_bytes, killed = self._read(process, log_read, watchdog, max_output)
+            output, log_bytes, killed = self._read(
+                process, log_read, deadline, max_output, stop_program
+            )
         finally:
             cpu_time = _reap(process)
         output.duration = time.monotonic() - started
@@ -346,7 +364,7 @@ class NsJail:
         self._parse_log(output.log_lines)
         output.returncode = process.returncode
         if killed:
-            log.warning("NsJail outlived its time limit by %.0f s and was killed.", WATCHDOG_GRACE)
+            log.warning("NsJail outlived the time limit by %.0f s and was killed.", WATCHDOG_GRACE)
             output.returncode = 128 + signal.SIGKILL
         if output.truncated:
             output.returncode = OUTPUT_LIMIT_RETURNCODE
@@ -389,30 +407,43 @@ class NsJail:
         self,
         process: subprocess.Popen[bytes],
         log_read: int,
-        watchdog: float | None,
+        deadline: float | None,
         max_output: int,
+        stop_program: Callable[[], None],
     ) -> tuple[_RunOutput, bytes, bool]:
         """Read the program's output until EOF, and NsJail's log alongside it.
 
         Reading stops at end of file, not when NsJail exits, so nothing the program wrote is
         lost; NsJail kills the whole PID namespace when the program ends, which closes every
-        write end. The output cap counts characters; past it NsJail gets SIGTERM.
+        write end. The output cap counts characters; past it NsJail gets SIGTERM. At the
+        ``deadline`` (monotonic) ``stop_program`` kills the jail's processes, so NsJail
+        reports the program killed (137); NsJail itself is killed only if it is still there
+        ``WATCHDOG_GRACE`` seconds later.
         """
         assert process.stdout is not None
         stdout_fd = process.stdout.fileno()
         decoder = codecs.getincrementaldecoder("utf-8")("strict")
         kept = _CappedText(max_output)
-        truncated = False
+        truncated = timed_out = False
+        watchdog = None if deadline is None else deadline + WATCHDOG_GRACE
         log_chunks: list[bytes] = []
         with selectors.DefaultSelector() as selector:
             selector.register(stdout_fd, selectors.EVENT_READ)
             selector.register(log_read, selectors.EVENT_READ)
             while selector.get_map():
-                timeout = None if watchdog is None else watchdog - time.monotonic()
-                if timeout is not None and timeout <= 0:
+                now = time.monotonic()
+                if deadline is not None and not timed_out and now >= deadline:
+                    # NsJail's own wording, which the original's users match in the log.
+                    log.info("pid=%d run time >= time limit; killing it", process.pid)
+                    timed_out = True
+                    stop_program()
+                if watchdog is not None and now >= watchdog:
                     process.kill()
                     _drain(log_read, log_chunks)
-                    return _RunOutput(None, kept.text(), truncated), b"".join(log_chunks), True
+                    output = _RunOutput(None, kept.text(), truncated, timed_out=True)
+                    return output, b"".join(log_chunks), True
+                wake = watchdog if timed_out else deadline
+                timeout = None if wake is None else max(0.0, wake - now)
                 for key, _ in selector.select(timeout):
                     data = os.read(key.fd, self.read_chunk_size)
                     if not data:
@@ -438,7 +469,8 @@ class NsJail:
                     kept.add(decoder.decode(b"", final=True))
                 except UnicodeDecodeError as e:
                     raise EvalError("UnicodeDecodeError: invalid Unicode in output pipe") from e
-        return _RunOutput(None, kept.text(), truncated), b"".join(log_chunks), False
+        output = _RunOutput(None, kept.text(), truncated, timed_out=timed_out)
+        return output, b"".join(log_chunks), False
 
 
 class _CappedText:
@@ -462,14 +494,19 @@ class _CappedText:
 
 
 def decide_status(
-    returncode: int | None, truncated: bool, log_lines: Sequence[str], stats: CgroupStats
+    returncode: int | None,
+    truncated: bool,
+    log_lines: Sequence[str],
+    stats: CgroupStats,
+    timed_out: bool = False,
 ) -> str:
     """Say why a run stopped, from facts only, in this order of precedence.
 
     - ``failed``: no return code (the run could not happen or its output was unreadable).
     - ``output_limit``: snekbox stopped the run because its output passed the cap.
     - ``ok``: exit status 0, even if a child process was killed along the way.
-    - ``timed_out``: NsJail logged "run time >= time limit" (it then kills with SIGKILL).
+    - ``timed_out``: snekbox stopped the run at its time limit, or NsJail logged "run time >=
+      time limit" (its later backstop); both kill with SIGKILL.
     - ``out_of_memory``: killed by SIGKILL while the run's cgroup counted an OOM kill or its
       memory peak reached the limit (see ``snekbox.limits.run_cgroup``).
     - ``pids_limit``: the program failed after the run's cgroup refused a fork at the pids
@@ -483,7 +520,7 @@ def decide_status(
         return "output_limit"
     if returncode == 0:
         return "ok"
-    if any("run time >= time limit" in line for line in log_lines):
+    if timed_out or any("run time >= time limit" in line for line in log_lines):
         return "timed_out"
     if stats.oom_kills > 0 or (returncode == 128 + signal.SIGKILL and stats.out_of_memory):
         return "out_of_memory"

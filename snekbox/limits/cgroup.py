@@ -26,7 +26,14 @@ from pathlib import Path
 from snekbox.config_pb2 import NsJailConfig
 from snekbox.snekio import filesystem
 
-__all__ = ("CgroupSetup", "detect_version", "init", "kill_and_remove", "remove_leftovers")
+__all__ = (
+    "CgroupSetup",
+    "detect_version",
+    "init",
+    "kill_and_remove",
+    "kill_processes",
+    "remove_leftovers",
+)
 
 log = logging.getLogger(__name__)
 
@@ -239,15 +246,19 @@ def _is_live_jail(pid: int) -> bool:
         return False
 
 
+def kill_processes(cgroup: Path) -> None:
+    """SIGKILL every process in ``cgroup`` (not in its children)."""
+    for pid in _read_words(cgroup / "cgroup.procs"):
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def kill_and_remove(cgroup: Path, attempts: int = 50, *, quiet: bool = False) -> bool:
     """SIGKILL every process in ``cgroup`` until it can be removed; True once removed."""
     for _ in range(attempts):
-        pids = _read_words(cgroup / "cgroup.procs")
-        for pid in pids:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_processes(cgroup)
         try:
             cgroup.rmdir()
         except FileNotFoundError:

@@ -30,6 +30,7 @@ from snekbox.limits.cgroup import (
     RUN_PREFIX,
     CgroupSetup,
     kill_and_remove,
+    kill_processes,
 )
 
 __all__ = ("CgroupStats", "RunCgroup", "RunLimits")
@@ -181,6 +182,13 @@ class RunCgroup:
         memory_reached = bool(limits.memory and peak and peak >= limits.memory - PAGE_SLACK)
         pids_reached = bool(limits.pids and pids_peak and pids_peak >= limits.pids)
         return CgroupStats(peak, oom_kills, pids_hits, memory_reached, pids_reached)
+
+    def kill(self) -> None:
+        """SIGKILL every process of the run (its cgroups and NsJail's nested ones)."""
+        for path in {self.memory, self.pids}:
+            if path.is_dir():
+                for cgroup in [path, *(c for c in path.iterdir() if c.is_dir())]:
+                    kill_processes(cgroup)
 
     def remove(self) -> None:
         """Kill anything left in the run's cgroups and remove them (NsJail's nested one too)."""
