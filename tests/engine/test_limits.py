@@ -6,7 +6,7 @@ import concurrent.futures
 import logging
 import time
 
-from snekbox.nsjail import NsJail
+from snekbox.nsjail import MIN_MEMORY_LIMIT, EvalLimits, NsJail
 from tests.engine.conftest import RunCode
 
 
@@ -159,3 +159,12 @@ def test_threads_are_limited_too(run: RunCode) -> None:
     )
     assert result.returncode == 0
     assert "can't start new thread" in result.stdout
+
+
+def test_every_interpreter_starts_at_the_memory_floor(nsjail: NsJail, interpreter: str) -> None:
+    result = nsjail.python3(
+        ["-c", "print('started')"],
+        executable_path=interpreter,
+        limits=EvalLimits(memory=MIN_MEMORY_LIMIT),
+    )
+    assert (result.returncode, result.stdout) == (0, "started\n")
