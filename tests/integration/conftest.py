@@ -130,15 +130,32 @@ def require_provisioned_root() -> None:
 
 
 @contextmanager
-def running_server(log_path: Path, **env_overrides: str) -> Iterator[Server]:
-    """Start Gunicorn as deployed, apart from the port and `env_overrides`; stop it after."""
+def running_server(
+    log_path: Path,
+    *,
+    port: int | None = None,
+    app: str | None = None,
+    config: Path = GUNICORN_CONFIG,
+    **env_overrides: str,
+) -> Iterator[Server]:
+    """Start Gunicorn as deployed, apart from the port and `env_overrides`; stop it after.
+
+    `port` defaults to a free one; `app` replaces the config's `wsgi_app` (Gunicorn's
+    positional argument), e.g. to give the engine another NsJail config; `config` replaces
+    the Gunicorn config file.
+    """
     require_provisioned_root()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["SNEKBOX_MAX_CONCURRENT_RUNS"] = str(CONCURRENT_RUNS)
     env["SNEKBOX_BODY_TIMEOUT"] = str(BODY_TIMEOUT)
     env.pop("SNEKBOX_SLOTS_DIR", None)
+    # Each server's slot and metrics directories in a temp directory of its own: a starting
+    # server removes the directories of servers it finds dead, and must see only its own kind.
+    private_tmp = log_path.parent / f"{log_path.stem}-tmp"
+    private_tmp.mkdir(exist_ok=True)
+    env["TMPDIR"] = str(private_tmp)
     env.update(env_overrides)
-    port = free_port()
+    port = port or free_port()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [
@@ -146,9 +163,10 @@ def running_server(log_path: Path, **env_overrides: str) -> Iterator[Server]:
                 "-m",
                 "gunicorn",
                 "--config",
-                str(GUNICORN_CONFIG),
+                str(config),
                 "--bind",
                 f"127.0.0.1:{port}",
+                *([app] if app else []),
             ],
             cwd=REPO,
             env=env,
