@@ -20,6 +20,7 @@ whose exclusive lock can be taken belongs to no live server.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import fcntl
 import logging
@@ -85,6 +86,8 @@ class Owner:
         self._fd = fd
         self._lock = threading.Lock()
         self._places: set[tuple[str, str]] = set()
+        self.runs_in_flight = 0
+        """Kept by the code that starts runs; the file outlives a process only if it is > 0."""
 
     @classmethod
     def create(cls, directory: Path) -> Owner:
@@ -185,7 +188,15 @@ def _forget_inherited_owner() -> None:
         _current = None
 
 
+def _release_at_exit() -> None:
+    """A process that exits between runs leaves nothing to sweep: drop its file at once."""
+    owner = existing_owner()
+    if owner is not None and owner.runs_in_flight == 0:
+        owner.release()
+
+
 os.register_at_fork(after_in_child=_forget_inherited_owner)
+atexit.register(_release_at_exit)
 
 
 def _read_places(fd: int) -> list[tuple[str, str]]:

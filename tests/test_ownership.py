@@ -146,3 +146,10 @@ def test_start_up_leaves_owner_named_run_cgroups_to_the_owner_sweep(tmp_path: Pa
         path.mkdir()
     assert cgroup.remove_leftovers(setup) == 1
     assert owned.is_dir() and not legacy_dead.exists()
+
+
+def test_a_process_that_exits_between_runs_removes_its_own_file(tmp_path: Path) -> None:
+    code = "import sys; from snekbox import ownership; ownership.current_owner()"
+    env = dict(os.environ, **{ownership.OWNERS_DIR_ENV: str(tmp_path)})
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    assert list(tmp_path.iterdir()) == []

@@ -50,10 +50,12 @@ def owner_memfs_dir(owner: Owner, memfs_root: Path) -> Iterator[Path]:
             _pid = os.getpid()
         _make(directory)
         _users[directory] += 1
+        owner.runs_in_flight += 1
     try:
         yield directory
     finally:
         with _lock:
+            owner.runs_in_flight -= 1
             _users[directory] -= 1
             if _users[directory] == 0:
                 del _users[directory]
