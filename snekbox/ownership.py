@@ -99,14 +99,20 @@ class Owner:
         name = f"{os.getpid()}-{process_start_time()}"
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         pending = directory / f"{PENDING_PREFIX}{name}"
-        fd = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            path = directory / f"{name}{LOCK_SUFFIX}"
-            os.rename(pending, path)
-        except BaseException:
+        path = directory / f"{name}{LOCK_SUFFIX}"
+        while True:
+            fd = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                # A sweeper may have locked and removed the file between open and flock; once
+                # it is locked and still in place, no sweeper can remove it any more.
+                if _same_file(fd, pending):
+                    os.rename(pending, path)
+                    break
+            except BaseException:
+                os.close(fd)
+                raise
             os.close(fd)
-            raise
         log.debug("Owner %s holds %s", name, path)
         return cls(name, path, fd)
 
