@@ -17,26 +17,33 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from snekbox import ownership  # imports neither prometheus-client nor the app
+
 # Metrics: prometheus-client chooses per-process files or in-memory values when it is first
-# imported, and importing snekbox below imports it. So the directory every worker writes its
+# imported, and importing snekbox.api below imports it. So the directory every worker writes its
 # metrics to is set first, here in the master, and emptied: values of a previous server (or of
 # dead workers' pids) must not be summed into this one's. Gunicorn re-reads this file on
 # SIGHUP; the master's pid marks the directory as prepared, so live workers keep their files.
+# The master holds a lock on the directories it uses (inherited by its workers), so a crashed
+# master's directories, which never saw on_exit, are found and removed by the next start.
 _METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _METRICS_PREFIX = "snekbox-metrics-"
+_SLOTS_PREFIX = "snekbox-slots-"
 _METRICS_OWNER_ENV = "SNEKBOX_METRICS_MASTER_PID"
 if os.environ.get(_METRICS_OWNER_ENV) != str(os.getpid()):
+    for _prefix in (_METRICS_PREFIX, _SLOTS_PREFIX):
+        ownership.remove_dead_tempdirs(_prefix)
     if os.environ.get(_METRICS_ENV):
         _metrics_dir = Path(os.environ[_METRICS_ENV])
         _metrics_dir.mkdir(parents=True, exist_ok=True)
+        ownership.hold_directory(_metrics_dir)
         for _stale in _metrics_dir.glob("*.db"):
             _stale.unlink()
     else:
-        os.environ[_METRICS_ENV] = tempfile.mkdtemp(prefix=_METRICS_PREFIX)
+        os.environ[_METRICS_ENV] = ownership.make_owned_tempdir(_METRICS_PREFIX)
     os.environ[_METRICS_OWNER_ENV] = str(os.getpid())
 
 from snekbox.api.settings import SLOTS_DIR_ENV, ApiSettings  # noqa: E402 (after the above)
@@ -73,9 +80,18 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 
 
 def on_starting(server: Any) -> None:
-    """Create the run-slot lock files' directory before the workers fork, so they share it."""
-    if not os.environ.get(SLOTS_DIR_ENV):
-        os.environ[SLOTS_DIR_ENV] = tempfile.mkdtemp(prefix="snekbox-slots-")
+    """Sweep what dead servers left, and share the run slots' directory with the workers.
+
+    The slots' directory is made before the workers fork, so they all lock the same files.
+    """
+    from snekbox.leftovers import sweep_dead_owners
+
+    sweep_dead_owners()
+    if os.environ.get(SLOTS_DIR_ENV):  # the operator's, or an upgraded master's (USR2)
+        Path(os.environ[SLOTS_DIR_ENV]).mkdir(parents=True, exist_ok=True)
+        ownership.hold_directory(os.environ[SLOTS_DIR_ENV])
+    else:
+        os.environ[SLOTS_DIR_ENV] = ownership.make_owned_tempdir(_SLOTS_PREFIX)
         server.log.info(
             "Sharing %d sandbox slots between workers via %s",
             _settings.max_concurrent_runs,
@@ -83,16 +99,30 @@ def on_starting(server: Any) -> None:
         )
 
 
+def post_worker_init(worker: Any) -> None:
+    """Let the worker stop at once if its master dies (see snekbox.utils.parent_watch)."""
+    from snekbox.utils.parent_watch import watch_parent
+
+    watch_parent(worker)
+
+
 def child_exit(server: Any, worker: Any) -> None:
-    """Drop a dead worker's live gauges (runs in flight), so they stop counting."""
+    """Remove a dead worker's runs at once, and drop its live gauges (runs in flight).
+
+    A worker that exits normally has finished its runs, so the sweep finds nothing of it; one
+    that was killed leaves runs whose mounts, cgroups and jails must not wait for a restart.
+    """
     from prometheus_client import multiprocess
 
+    from snekbox.leftovers import sweep_dead_owners
+
+    sweep_dead_owners()
     multiprocess.mark_process_dead(worker.pid)
 
 
 def on_exit(server: Any) -> None:
     """Remove the slot and metrics directories this master created."""
-    for name, prefix in ((SLOTS_DIR_ENV, "snekbox-slots-"), (_METRICS_ENV, _METRICS_PREFIX)):
+    for name, prefix in ((SLOTS_DIR_ENV, _SLOTS_PREFIX), (_METRICS_ENV, _METRICS_PREFIX)):
         directory = os.environ.get(name, "")
         if os.path.basename(directory).startswith(prefix):
             shutil.rmtree(directory, ignore_errors=True)

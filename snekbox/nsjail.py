@@ -20,13 +20,16 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from snekbox import leftovers
 from snekbox.config_pb2 import NsJailConfig
 from snekbox.limits import cgroup, swap
 from snekbox.limits.run_cgroup import CgroupStats, RunCgroup, RunLimits
+from snekbox.ownership import current_owner
 from snekbox.result import EvalError, EvalResult
 from snekbox.snekio import Collection, FileAttachment, FileParsingError, MemFS
 from snekbox.snekio.filesystem import Size
 from snekbox.snekio.memfs import DEFAULT_MEMFS_ROOT
+from snekbox.snekio.owner_dir import owner_memfs_dir
 from snekbox.utils.logging import debug_enabled
 
 __all__ = (
@@ -179,6 +182,7 @@ class NsJail:
         self.cgroups = cgroup.init(self.config)
         swap.warn_if_unenforceable(self.config, self.cgroups)
         cgroup.remove_leftovers(self.cgroups)
+        leftovers.sweep_dead_owners()
 
     # -- arguments ---------------------------------------------------------------------------
 
@@ -252,9 +256,12 @@ class NsJail:
         time_limit, run_limits, nsjail_args = self._run_limits(limits, nsjail_args)
         started = time.monotonic()
         try:
-            with MemFS(
-                self.memfs_instance_size, self.memfs_root, self.memfs_home, self.memfs_output
-            ) as memfs:
+            with (
+                owner_memfs_dir(current_owner(), self.memfs_root) as memfs_root,
+                MemFS(
+                    self.memfs_instance_size, memfs_root, self.memfs_home, self.memfs_output
+                ) as memfs,
+            ):
                 try:
                     memfs.write_inputs(files)
                 except OSError as e:

@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from snekbox.config_pb2 import NsJailConfig
@@ -31,8 +31,11 @@ __all__ = (
     "detect_version",
     "init",
     "kill_and_remove",
-    "kill_processes",
+    "kill_run_processes",
+    "owner_run_cgroups",
+    "recreate_parents",
     "remove_leftovers",
+    "remove_run_tree",
 )
 
 log = logging.getLogger(__name__)
@@ -85,34 +88,19 @@ def init(config: NsJailConfig, root: str | Path = "/sys/fs/cgroup") -> CgroupSet
 
 
 def _init_v1(config: NsJailConfig) -> CgroupSetup:
-    memory = Path(config.cgroup_mem_mount, config.cgroup_mem_parent)
-    pids = Path(config.cgroup_pids_mount, config.cgroup_pids_parent)
-    for parent in (memory, pids):
-        if not parent.parent.is_dir():
-            raise OSError(
-                errno.ENOENT,
-                f"cgroup v1 controller mount {parent.parent} does not exist; mount the memory "
-                "and pids controllers or run on a cgroup v2 host",
-            )
-        parent.mkdir(exist_ok=True)
-    # Children inherit nothing they need from the parent, but a v1 memory hierarchy must be
-    # hierarchical for the per-run limit to count the run's children.
-    use_hierarchy = memory / "memory.use_hierarchy"
-    if use_hierarchy.exists() and use_hierarchy.read_text().strip() != "1":
-        try:
-            use_hierarchy.write_text("1")
-        except OSError as e:
-            log.warning("Could not enable memory.use_hierarchy in %s: %s", memory, e)
-    others = tuple(_prepare_v1_parent(*spec) for spec in _other_v1_controllers(config))
-    log.debug("cgroup v1 parents ready: %s, %s, %s", memory, pids, others)
-    return CgroupSetup(
+    setup = CgroupSetup(
         1,
-        memory,
-        pids,
+        Path(config.cgroup_mem_mount, config.cgroup_mem_parent),
+        Path(config.cgroup_pids_mount, config.cgroup_pids_parent),
         memory_mount=Path(config.cgroup_mem_mount),
         pids_mount=Path(config.cgroup_pids_mount),
-        other_parents=tuple(parent for parent in others if parent is not None),
     )
+    _make_v1_parents(setup)
+    others = (_prepare_v1_parent(*spec) for spec in _other_v1_controllers(config))
+    setup = replace(setup, other_parents=tuple(parent for parent in others if parent))
+    log.debug("cgroup v1 parents ready: %s, %s, %s", setup.memory_parent, setup.pids_parent,
+              setup.other_parents)  # fmt: skip
+    return setup
 
 
 def _other_v1_controllers(config: NsJailConfig) -> list[tuple[str, Path, str, bool]]:
@@ -150,6 +138,44 @@ def _prepare_v1_parent(controller: str, mount: Path, parent: str, required: bool
 def _is_v1_hierarchy(path: Path) -> bool:
     """Whether ``path`` is a mounted cgroup v1 hierarchy (it has a tasks file at its root)."""
     return os.path.ismount(path) and (path / "tasks").exists()
+
+
+def _make_v1_parents(setup: CgroupSetup) -> None:
+    memory = setup.memory_parent
+    for parent in (memory, setup.pids_parent):
+        if not parent.parent.is_dir():
+            raise OSError(
+                errno.ENOENT,
+                f"cgroup v1 controller mount {parent.parent} does not exist; mount the memory "
+                "and pids controllers or run on a cgroup v2 host",
+            )
+        parent.mkdir(exist_ok=True)
+    # Children inherit nothing they need from the parent, but a v1 memory hierarchy must be
+    # hierarchical for the per-run limit to count the run's children.
+    use_hierarchy = memory / "memory.use_hierarchy"
+    if use_hierarchy.exists() and use_hierarchy.read_text().strip() != "1":
+        try:
+            use_hierarchy.write_text("1")
+        except OSError as e:
+            log.warning("Could not enable memory.use_hierarchy in %s: %s", memory, e)
+
+
+def recreate_parents(setup: CgroupSetup) -> None:
+    """Make the parents of ``setup`` again after someone removed them (idempotent).
+
+    Provisioning and start-up made them; a parent removed later (a cleanup script, a host
+    agent) would otherwise fail every run until someone made it again by hand.
+    """
+    log.warning(
+        "The parent cgroup(s) %s vanished; making them again.",
+        ", ".join(sorted({str(setup.memory_parent), str(setup.pids_parent)})),
+    )
+    if setup.version == 1:
+        _make_v1_parents(setup)
+        return
+    setup.memory_parent.mkdir(exist_ok=True)
+    _enable_controllers(setup.memory_parent.parent)
+    _enable_controllers(setup.memory_parent)
 
 
 def _enable_controllers(cgroup: Path) -> None:
@@ -203,15 +229,17 @@ def _init_v2(mount: Path) -> CgroupSetup:
 def remove_leftovers(setup: CgroupSetup) -> int:
     """Kill and remove per-run cgroups left by a dead server; return how many were removed.
 
-    snekbox names its run cgroups ``run-<server pid>-<id>`` and removes them after each run;
-    one whose server process is gone was left by a crash. NsJail's own ``NSJAIL.<jail pid>``
+    Run cgroups named after an owner (``run-<pid>-<start time>-<id>``, see
+    ``snekbox.ownership``) are left to the owners' sweep, which decides from the owner's lock.
+    Older servers named them ``run-<server pid>-<id>``; one whose server process is gone was
+    left by a crash. NsJail's own ``NSJAIL.<jail pid>``
     cgroups directly below a parent belong to a live run exactly when the jailed process still
     exists and is a child of an ``nsjail`` process. Other workers' live runs are never touched.
     """
     removed = 0
     for cgroup in setup.run_cgroups():
         if cgroup.name.startswith(RUN_PREFIX):
-            if _owner_alive(cgroup.name):
+            if _names_an_owner(cgroup.name) or _owner_alive(cgroup.name):
                 continue
             # NsJail's own cgroup inside a stale run cgroup goes first (v2 nests them).
             for child in [c for c in cgroup.iterdir() if c.is_dir()]:
@@ -226,6 +254,74 @@ def remove_leftovers(setup: CgroupSetup) -> int:
         if kill_and_remove(cgroup):
             removed += 1
     return removed
+
+
+def _names_an_owner(name: str) -> bool:
+    """Whether a run cgroup is named ``run-<pid>-<start time>-<id>`` (after its owner)."""
+    return len(name.removeprefix(RUN_PREFIX).split("-")) == 3
+
+
+def owner_run_cgroups(parents: set[Path], owner: str) -> list[Path]:
+    """The run cgroups of ``owner`` below ``parents`` (run cgroups are named after owners)."""
+    prefix = f"{RUN_PREFIX}{owner}-"
+    return [
+        child
+        for parent in parents
+        if parent.is_dir()
+        for child in parent.iterdir()
+        if child.name.startswith(prefix) and child.is_dir()
+    ]
+
+
+def _tree(cgroup: Path) -> list[Path]:
+    """``cgroup`` and every cgroup below it, deepest first."""
+    found = [path.parent for path in cgroup.rglob("cgroup.procs")]
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def kill_run_processes(cgroup: Path, *, supervisor: bool = True) -> int:
+    """SIGKILL every process in a run's cgroup tree, and the NsJail that supervises it.
+
+    The jail's processes are in the cgroups; NsJail itself stays in its server's cgroup, so it
+    is found as the parent of a jailed process. A dead owner's NsJail is killed too, so none is
+    left waiting; a live owner's (``supervisor=False``) is left to report the kill as usual.
+    Returns how many processes were signalled.
+    """
+    pids = {int(pid) for path in _tree(cgroup) for pid in _read_words(path / "cgroup.procs")}
+    supervisors = set()
+    for pid in pids if supervisor else ():
+        parent = _parent_pid(pid)
+        if parent and parent not in pids and _comm(parent) == "nsjail":
+            supervisors.add(parent)
+    for pid in supervisors | pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(supervisors | pids)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def remove_run_tree(cgroup: Path, *, quiet: bool = False) -> bool:
+    """Kill and remove a run cgroup and the cgroups below it (NsJail's); True when gone."""
+    kill_run_processes(cgroup)
+    for path in _tree(cgroup):
+        if path != cgroup:
+            kill_and_remove(path, quiet=True)
+    return kill_and_remove(cgroup, quiet=quiet) or not cgroup.exists()
 
 
 def _owner_alive(name: str) -> bool:
@@ -246,19 +342,15 @@ def _is_live_jail(pid: int) -> bool:
         return False
 
 
-def kill_processes(cgroup: Path) -> None:
-    """SIGKILL every process in ``cgroup`` (not in its children)."""
-    for pid in _read_words(cgroup / "cgroup.procs"):
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def kill_and_remove(cgroup: Path, attempts: int = 50, *, quiet: bool = False) -> bool:
     """SIGKILL every process in ``cgroup`` until it can be removed; True once removed."""
     for _ in range(attempts):
-        kill_processes(cgroup)
+        pids = _read_words(cgroup / "cgroup.procs")
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
             cgroup.rmdir()
         except FileNotFoundError:

@@ -1,11 +1,13 @@
 """One cgroup per run, owned by snekbox, so its limits and counters outlive NsJail.
 
 NsJail removes the cgroup it creates as soon as the program ends, taking the OOM and pids
-counters with it. snekbox therefore creates ``run-<server pid>-<id>`` below the prepared parent
+counters with it. snekbox therefore creates ``run-<owner>-<id>`` below the prepared parent
 first, puts the run's real limits on it, and points NsJail's own per-run cgroup below it with
 slightly looser limits. The kernel then enforces the limit at snekbox's cgroup (the binding
 one), counts limit hits there, and the counters can be read after NsJail is gone. snekbox
-removes the cgroup afterwards, killing anything left in it.
+removes the cgroup afterwards, killing anything left in it. ``<owner>`` names the process that
+made it (see ``snekbox.ownership``), so the cgroups of a killed worker's runs are found and
+removed by whoever sweeps after it. A parent that has vanished is made again.
 
 Counters read after a run (decision facts for the run's status):
 - ``memory_peak``: v1 ``memory.max_usage_in_bytes``, v2 ``memory.peak`` (hierarchical).
@@ -20,7 +22,6 @@ Counters read after a run (decision facts for the run's status):
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +31,12 @@ from snekbox.limits.cgroup import (
     RUN_PREFIX,
     CgroupSetup,
     kill_and_remove,
-    kill_processes,
+    kill_run_processes,
+    recreate_parents,
 )
+from snekbox.ownership import current_owner
 
-__all__ = ("CgroupStats", "RunCgroup", "RunLimits")
+__all__ = ("RECORD_KIND", "CgroupStats", "RunCgroup", "RunLimits")
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,9 @@ NSJAIL_MEMORY_SLACK = 1024 * 1024
 
 NSJAIL_PIDS_SLACK = 1
 """Processes added to NsJail's own pids limit for the same reason."""
+
+RECORD_KIND = "cgroup"
+"""How an owner's file names a cgroup parent it makes run cgroups in (see ``Owner.record``)."""
 
 PAGE_SLACK = 64 * 1024
 """How close to the memory limit a peak must come to count as having reached it."""
@@ -104,15 +110,22 @@ class RunCgroup:
     def __init__(self, setup: CgroupSetup, limits: RunLimits) -> None:
         self.setup = setup
         self.limits = limits
-        self.name = f"{RUN_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.owner = current_owner()
+        self.name = f"{RUN_PREFIX}{self.owner.name}-{uuid.uuid4().hex[:12]}"
         self.memory = setup.memory_parent / self.name
         self.pids = setup.pids_parent / self.name
 
     def create(self) -> list[str]:
         """Create the cgroup(s) with the run's limits; return the NsJail options to use them."""
         for path in {self.memory, self.pids}:
-            path.mkdir()
+            self.owner.record(RECORD_KIND, path.parent)
         try:
+            for path in {self.memory, self.pids}:
+                try:
+                    path.mkdir()
+                except FileNotFoundError:
+                    recreate_parents(self.setup)
+                    path.mkdir()
             return self._apply_limits()
         except OSError:
             self.remove()
@@ -184,11 +197,10 @@ class RunCgroup:
         return CgroupStats(peak, oom_kills, pids_hits, memory_reached, pids_reached)
 
     def kill(self) -> None:
-        """SIGKILL every process of the run (its cgroups and NsJail's nested ones)."""
+        """SIGKILL every process of the run, leaving NsJail to report the kill (137)."""
         for path in {self.memory, self.pids}:
             if path.is_dir():
-                for cgroup in [path, *(c for c in path.iterdir() if c.is_dir())]:
-                    kill_processes(cgroup)
+                kill_run_processes(path, supervisor=False)
 
     def remove(self) -> None:
         """Kill anything left in the run's cgroups and remove them (NsJail's nested one too)."""

@@ -131,20 +131,33 @@ def require_provisioned_root() -> None:
 
 @contextmanager
 def running_server(
-    log_path: Path, config: Path = GUNICORN_CONFIG, cwd: Path = REPO, **env_overrides: str
+    log_path: Path,
+    *,
+    port: int | None = None,
+    app: str | None = None,
+    config: Path = GUNICORN_CONFIG,
+    cwd: Path = REPO,
+    **env_overrides: str,
 ) -> Iterator[Server]:
     """Start Gunicorn as deployed, apart from the port and `env_overrides`; stop it after.
 
-    `config` and `cwd` replace our Gunicorn config and the directory the app's relative
-    `./config/snekbox.cfg` is read from, as a user mounting their own files would.
+    `port` defaults to a free one; `app` replaces the config's `wsgi_app` (Gunicorn's
+    positional argument), e.g. to give the engine another NsJail config; `config` and `cwd`
+    replace our Gunicorn config and the directory the app's relative `./config/snekbox.cfg`
+    is read from, as a user mounting their own files would.
     """
     require_provisioned_root()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["SNEKBOX_MAX_CONCURRENT_RUNS"] = str(CONCURRENT_RUNS)
     env["SNEKBOX_BODY_TIMEOUT"] = str(BODY_TIMEOUT)
     env.pop("SNEKBOX_SLOTS_DIR", None)
+    # Each server's slot and metrics directories in a temp directory of its own: a starting
+    # server removes the directories of servers it finds dead, and must see only its own kind.
+    private_tmp = log_path.parent / f"{log_path.stem}-tmp"
+    private_tmp.mkdir(exist_ok=True)
+    env["TMPDIR"] = str(private_tmp)
     env.update(env_overrides)
-    port = free_port()
+    port = port or free_port()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [
@@ -155,6 +168,7 @@ def running_server(
                 str(config),
                 "--bind",
                 f"127.0.0.1:{port}",
+                *([app] if app else []),
             ],
             cwd=cwd,
             env=env,
