@@ -780,7 +780,9 @@ def verify_interpreter(prefix: Path, snekbin: Path) -> list[str]:
     bare = _run_as_sandbox_user(["python", "-c", _VERIFY_BARE], env={}, executable=str(python))
     version, _, bare_prefix = bare.stdout.strip().partition("\n")
     if bare.returncode != 0 or version != facts["version"]:
-        problems.append(f"{python} does not start as plain `python`: {bare.stderr.strip()[-300:]}")
+        # Only programs that re-execute their interpreter by a bare name are affected, and
+        # only where the built-in prefix could not be pointed at the copy (warned above).
+        log.warning("%s fails started as plain `python`: %s", python, bare.stderr.strip()[-300:])
     elif bare_prefix not in (str(prefix), str(real_prefix)):
         # Python 3.11 searches from the working directory for a bare argv[0] and may find the
         # host's own stdlib of the same version (e.g. Debian's /usr/lib/python3.11) first.

@@ -96,6 +96,13 @@ def _read_keyed(path: Path) -> dict[str, int]:
     return values
 
 
+def _read_words(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except OSError:
+        return []
+
+
 def _read_int(path: Path) -> int | None:
     try:
         text = path.read_text().strip()
@@ -154,7 +161,7 @@ class RunCgroup:
             if limits.pids:
                 (self.pids / "pids.max").write_text(str(limits.pids))
             # NsJail's own cgroup below needs every controller it sets a limit with.
-            available = (self.memory / "cgroup.controllers").read_text().split()
+            available = _read_words(self.memory / "cgroup.controllers")
             wanted = ["memory", "pids", *(c for c in OPTIONAL_CONTROLLERS if c in available)]
             (self.memory / "cgroup.subtree_control").write_text(
                 " ".join(f"+{controller}" for controller in wanted)

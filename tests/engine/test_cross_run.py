@@ -68,7 +68,8 @@ def _wait_for_ready(memfs_root: Path, token: str, watching) -> Path:
     """The observer's home, once its ready file appears (other runs may share the root)."""
     deadline = time.monotonic() + ACTOR_DEADLINE
     while time.monotonic() < deadline:
-        found = list(memfs_root.glob(f"*/home/.{token}.ready"))
+        # Runs sit under their owner's directory: <memfs root>/<owner>/<run>/home.
+        found = list(memfs_root.glob(f"*/*/home/.{token}.ready"))
         if found:
             return found[0].parent
         if watching.done():

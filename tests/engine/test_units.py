@@ -92,7 +92,8 @@ def test_cgroup_v2_parent_is_prepared(tmp_path: Path) -> None:
     setup = cgroup.init(config, root)
     assert setup.version == 2
     assert setup.memory_parent == root / "snekbox"
-    assert (root / "cgroup.subtree_control").read_text() == "+memory +pids"
+    # cpu is enabled too where the host offers it, for configs with cgroup_cpu_ms_per_sec.
+    assert (root / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
     assert (root / "snekbox" / "cgroup.subtree_control").read_text() == "+memory +pids"
 
 
@@ -107,6 +108,16 @@ def test_cgroup_v2_run_cgroup_binds_the_limits(tmp_path: Path) -> None:
     assert (run.memory / "memory.max").read_text() == "1000"
     assert (run.memory / "pids.max").read_text() == "5"
     assert (run.memory / "cgroup.subtree_control").read_text() == "+memory +pids"
+
+
+def test_cgroup_v2_run_cgroup_enables_cpu_when_offered(tmp_path: Path) -> None:
+    root = fake_v2_root(tmp_path)
+    setup = cgroup.init(NsJailConfig(cgroupv2_mount=str(root)), root)
+    run = RunCgroup(setup, RunLimits(memory=1000, swap=0, pids=5))
+    run.memory.mkdir(parents=True)
+    (run.memory / "cgroup.controllers").write_text("cpu memory pids")
+    run._apply_limits()
+    assert (run.memory / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
 
 
 def test_cgroup_v2_without_memory_controller_fails_clearly(tmp_path: Path) -> None:
