@@ -53,6 +53,8 @@ class SnekAPI(falcon.App):
         interpreters = discover_interpreters(
             env=jail_env, user_base=jail_env.get("PYTHONUSERBASE", USER_BASE)
         )
+        self.run_defaults = defaults
+        """The limits a run gets without `limits` (the worker's own 429 reads the time)."""
         mount_routes(self, self.nsjail, settings, None, interpreters, defaults)
         log.info(
             "snekbox %s ready: %d concurrent runs, bodies up to %d bytes, queue timeout %g s",

@@ -39,7 +39,6 @@ from gunicorn.http2 import negotiation
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from snekbox.api import metrics
-from snekbox.api.limits import engine_defaults
 from snekbox.api.settings import ApiSettings
 from snekbox.api.slots import ARRIVED_ENVIRON_KEY
 from snekbox.serving.answers import error_answer
@@ -182,9 +181,9 @@ class BoundedThreadWorker(ThreadWorker):
         app = self.wsgi
         # The app's own 429 says to retry after the default time limit (by then every default
         # run holding a slot has ended); a thread frees up by then too.
-        engine = getattr(app, "nsjail", None)
-        if engine is not None and engine_defaults(engine).time:
-            self.retry_after = max(1, math.ceil(engine_defaults(engine).time))
+        defaults = getattr(app, "run_defaults", None)
+        if defaults is not None and defaults.time:
+            self.retry_after = max(1, math.ceil(defaults.time))
 
         def stamped(environ: dict[str, Any], start_response: Any) -> Any:
             arrived = getattr(self._handling, "arrived", None)
