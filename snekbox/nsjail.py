@@ -316,6 +316,7 @@ class NsJail:
             memory_peak=stats.memory_peak,
             stdout_truncated=output.truncated,
             files_skipped=collection.skipped,
+            files_skipped_more=collection.skipped_more,
         )
         log.info(
             "Run finished: return code %s, status %s, %.3f s, %d file(s).",

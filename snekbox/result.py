@@ -45,6 +45,7 @@ class EvalResult(subprocess.CompletedProcess[str]):
         memory_peak: int | None = None,
         stdout_truncated: bool = False,
         files_skipped: list[SkippedFile] | None = None,
+        files_skipped_more: int = 0,
     ) -> None:
         super().__init__(list(args), returncode, stdout, stderr)  # type: ignore[arg-type]
         self.files: list[FileAttachment] = files if files is not None else []
@@ -56,6 +57,7 @@ class EvalResult(subprocess.CompletedProcess[str]):
         self.memory_peak = memory_peak
         self.stdout_truncated = stdout_truncated
         self.files_skipped: list[SkippedFile] = files_skipped if files_skipped is not None else []
+        self.files_skipped_more = files_skipped_more
 
     @classmethod
     def failed(cls, args: Sequence[str], reason: str, duration: float = 0.0) -> EvalResult:
@@ -71,6 +73,7 @@ class EvalResult(subprocess.CompletedProcess[str]):
             "memory_peak": self.memory_peak,
             "stdout_truncated": self.stdout_truncated,
             "files_skipped": [{"path": s.path, "reason": s.reason} for s in self.files_skipped],
+            "files_skipped_more": self.files_skipped_more,
         }
 
     def summary(self) -> str:
@@ -80,7 +83,8 @@ class EvalResult(subprocess.CompletedProcess[str]):
         return (
             f"status={self.status} returncode={self.returncode} duration={self.duration:.3f} s "
             f"cpu_time={cpu} memory_peak={peak} files={len(self.files)} "
-            f"skipped={len(self.files_skipped)} truncated={self.stdout_truncated}"
+            f"skipped={len(self.files_skipped) + self.files_skipped_more} "
+            f"truncated={self.stdout_truncated}"
         )
 
     def __repr__(self) -> str:

@@ -48,12 +48,26 @@ class SkippedFile:
     reason: str
 
 
+MAX_SKIPPED_LISTED = 100
+"""Skipped files named in a collection; more are only counted, so that an answer's size stays
+bounded by the file limits however many hidden files a program leaves."""
+
+
 @dataclass(slots=True)
 class Collection:
     """The files read from a run's output directory, sorted by path, and those left out."""
 
     files: list[FileAttachment] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    skipped_more: int = 0
+    """Skipped files beyond the first ``MAX_SKIPPED_LISTED``, counted but not named."""
+
+    def skip(self, path: str, reason: str) -> None:
+        """Record a file left out, naming it while the list has room."""
+        if len(self.skipped) < MAX_SKIPPED_LISTED:
+            self.skipped.append(SkippedFile(path, reason))
+        else:
+            self.skipped_more += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +131,7 @@ class _Walker:
         self.deadline = deadline
         self.max_depth = max_depth
         self.candidates: list[_Candidate] = []
-        self.skipped: list[SkippedFile] = []
+        self.collection = Collection()
 
     def walk(self, dir_fd: int, prefix: str, host_dir: str, depth: int) -> None:
         with os.scandir(dir_fd) as entries:
@@ -127,7 +141,7 @@ class _Walker:
             _check_name(name)
             path = f"{prefix}{name}"
             if name.startswith("."):
-                self.skipped.append(SkippedFile(path, "hidden"))
+                self.collection.skip(path, "hidden")
                 continue
             if entry.is_symlink():
                 self._consider_link(path, os.path.join(host_dir, name))
@@ -144,11 +158,11 @@ class _Walker:
             elif entry.is_file(follow_symlinks=False):
                 self._consider_file(path, entry.stat(follow_symlinks=False))
             else:
-                self.skipped.append(SkippedFile(path, "not a regular file"))
+                self.collection.skip(path, "not a regular file")
 
     def _consider_file(self, path: str, info: os.stat_result) -> None:
         if not self.pattern.fullmatch(path):
-            self.skipped.append(SkippedFile(path, "excluded by pattern"))
+            self.collection.skip(path, "excluded by pattern")
         elif self.unchanged.get(path) == info.st_mtime_ns:
             pass  # an input file the program did not touch is not echoed back
         else:
@@ -159,11 +173,11 @@ class _Walker:
         inside = os.path.commonpath((target, self.boundary)) == self.boundary
         if not inside:
             log.info("Skipping output symlink %r: its target is outside the memfs.", path)
-            self.skipped.append(SkippedFile(path, "link outside the memfs"))
+            self.collection.skip(path, "link outside the memfs")
         elif not os.path.isfile(target):
-            self.skipped.append(SkippedFile(path, "link to a non-file"))
+            self.collection.skip(path, "link to a non-file")
         elif not self.pattern.fullmatch(path):
-            self.skipped.append(SkippedFile(path, "excluded by pattern"))
+            self.collection.skip(path, "excluded by pattern")
         else:
             self.candidates.append(_Candidate(path, target))
 
@@ -191,18 +205,18 @@ def collect_output_files(
     try:
         walker.walk(root_fd, "", str(output), 0)
         walker.candidates.sort(key=lambda c: c.path)
-        collection = Collection(skipped=walker.skipped)
+        collection = walker.collection
         budget = byte_budget
         for candidate in walker.candidates:
             deadline.check()
             if len(collection.files) >= limit:
-                collection.skipped.append(SkippedFile(candidate.path, "file limit reached"))
+                collection.skip(candidate.path, "file limit reached")
                 continue
             content = _read_regular(root_fd, candidate, budget)
             if content is None:
-                collection.skipped.append(SkippedFile(candidate.path, "not a regular file"))
+                collection.skip(candidate.path, "not a regular file")
             elif isinstance(content, int):
-                collection.skipped.append(SkippedFile(candidate.path, "size budget exceeded"))
+                collection.skip(candidate.path, "size budget exceeded")
             else:
                 budget -= len(content)
                 collection.files.append(FileAttachment(candidate.path, content))

@@ -236,3 +236,18 @@ def test_runs_cant_see_each_others_files(nsjail: NsJail) -> None:
     assert paths(result_a) == ["secret.txt"]
     assert result_b.stdout == "[] False\n"
     assert result_b.files == []
+
+
+def test_the_skipped_files_list_is_capped_and_counts_the_rest(run: RunCode) -> None:
+    code = """
+    import os
+    path = "/home/" + "/".join(["deep"] * 20)
+    os.makedirs(path)
+    for i in range(1000):
+        open(f"{path}/.hidden{i:04}", "w").close()
+    """
+    result = run(code)
+    assert result.returncode == 0
+    assert len(result.files_skipped) == 100
+    assert result.files_skipped_more == 900
+    assert all(skipped.reason == "hidden" for skipped in result.files_skipped)

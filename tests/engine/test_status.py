@@ -100,4 +100,5 @@ def test_usage_is_serialisable(run: RunCode) -> None:
         "memory_peak",
         "stdout_truncated",
         "files_skipped",
+        "files_skipped_more",
     }

@@ -17,6 +17,7 @@ USAGE_FIELDS = {
     "memory_peak",
     "stdout_truncated",
     "files_skipped",
+    "files_skipped_more",
 }
 FORKS = (
     "import os, time\n"
