@@ -20,6 +20,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from snekbox.api.settings import DEFAULT_INTERPRETER_ROOT
+
 __all__ = [
     "Interpreter",
     "Package",
@@ -30,7 +32,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SNEKBIN_PYTHON = Path("/snekbin/python")
+SNEKBIN_PYTHON = Path(DEFAULT_INTERPRETER_ROOT)
 DEFAULT_NAME = "default"
 USER_BASE = "/snekbox/user_base"
 PROBE_TIMEOUT = 15.0

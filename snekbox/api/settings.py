@@ -42,6 +42,8 @@ MAX_LIMIT_ENVS = {
 }
 # Set by config/gunicorn.conf.py in the master so that every worker shares one set of slots.
 SLOTS_DIR_ENV = "SNEKBOX_SLOTS_DIR"
+INTERPRETER_ROOT_ENV = "SNEKBOX_INTERPRETER_ROOT"
+DEFAULT_INTERPRETER_ROOT = "/snekbin/python"
 
 MiB = 1024**2
 
@@ -177,6 +179,8 @@ class ApiSettings:
     """Seconds a request may wait for a run slot before it is answered 429."""
     max_limits: LimitMaxima = LimitMaxima()
     """How far a request's `limits` may raise each limit."""
+    interpreter_root: str = DEFAULT_INTERPRETER_ROOT
+    """The only directory `executable_path` may name an interpreter in (what /info lists)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -194,4 +198,5 @@ class ApiSettings:
             slots_dir=env.get(SLOTS_DIR_ENV) or None,
             queue_timeout=queue_timeout or DEFAULT_QUEUE_TIMEOUT,
             max_limits=LimitMaxima.from_env(env),
+            interpreter_root=env.get(INTERPRETER_ROOT_ENV) or DEFAULT_INTERPRETER_ROOT,
         )

@@ -51,7 +51,9 @@ class SnekAPI(falcon.App):
         )
         jail_env = jail_environment(config.envar)
         interpreters = discover_interpreters(
-            env=jail_env, user_base=jail_env.get("PYTHONUSERBASE", USER_BASE)
+            settings.interpreter_root,
+            env=jail_env,
+            user_base=jail_env.get("PYTHONUSERBASE", USER_BASE),
         )
         self.run_defaults = defaults
         """The limits a run gets without `limits` (the worker's own 429 reads the time)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -193,18 +194,66 @@ def test_missing_executable(client: testing.TestClient, runner: FakeRunner) -> N
     assert runner.calls == []
 
 
-def test_executable_that_is_a_directory(client: testing.TestClient, tmp_path: Path) -> None:
-    response = client.simulate_post("/eval", json={"input": "", "executable_path": str(tmp_path)})
-    assert_error(response, 400, "executable_path is not a file")
+NOT_AN_INTERPRETER = "is not an interpreter of this server; GET /info lists them."
 
 
-def test_executable_without_exec_permission(client: testing.TestClient, tmp_path: Path) -> None:
+def rooted_client(runner: FakeRunner, settings: ApiSettings, root: Path) -> testing.TestClient:
+    """A client whose server takes interpreters from `root`."""
+    return testing.TestClient(create_app(runner, replace(settings, interpreter_root=str(root))))
+
+
+def test_executable_that_is_a_directory(
+    runner: FakeRunner, settings: ApiSettings, tmp_path: Path
+) -> None:
+    (tmp_path / "3.13" / "bin").mkdir(parents=True)
+    client = rooted_client(runner, settings, tmp_path)
+    body = {"input": "", "executable_path": str(tmp_path / "3.13" / "bin")}
+    assert_error(client.simulate_post("/eval", json=body), 400, "executable_path is not a file")
+
+
+def test_executable_without_exec_permission(
+    runner: FakeRunner, settings: ApiSettings, tmp_path: Path
+) -> None:
     file = tmp_path / "python"
     file.write_text("")
     file.chmod(0o644)
+    client = rooted_client(runner, settings, tmp_path)
     response = client.simulate_post("/eval", json={"input": "", "executable_path": str(file)})
     # root may execute any file with at least one execute bit; 0o644 has none.
     assert_error(response, 400, "executable_path is not executable")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/passwd",  # exists, not executable
+        "/bin/sh",  # exists, executable
+        "/etc",  # a directory
+        "/no/such/file",
+        "/snekbin/python/../../bin/sh",  # climbs out of the root
+        "/snekbin/python",  # the root itself
+        "relative/python",
+    ],
+)
+def test_a_path_outside_the_interpreter_root_gets_one_answer(
+    client: testing.TestClient, runner: FakeRunner, path: str
+) -> None:
+    response = client.simulate_post("/eval", json={"input": "", "executable_path": path})
+    assert response.status_code == 400
+    assert response.json["title"] == "executable_path does not exist"
+    assert response.json["description"].endswith(NOT_AN_INTERPRETER)
+    assert runner.calls == []
+
+
+def test_a_link_in_the_root_leading_out_of_it_gets_the_same_answer(
+    runner: FakeRunner, settings: ApiSettings, tmp_path: Path
+) -> None:
+    (tmp_path / "evil").symlink_to("/bin/sh")
+    client = rooted_client(runner, settings, tmp_path)
+    response = client.simulate_post(
+        "/eval", json={"input": "", "executable_path": str(tmp_path / "evil")}
+    )
+    assert response.json["description"].endswith(NOT_AN_INTERPRETER)
 
 
 @pytest.mark.parametrize("path", ["/bin/\x00sh", "/bin/\udcff\ud800", ""])

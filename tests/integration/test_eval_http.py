@@ -170,7 +170,7 @@ def test_every_installed_interpreter_is_selectable(server: Server) -> None:
     [
         ("/snekbin/python/0.1/bin/python", "executable_path does not exist"),
         ("/snekbin/python/default/bin", "executable_path is not a file"),
-        ("/etc/passwd", "executable_path is not executable"),
+        ("/etc/passwd", "executable_path does not exist"),  # outside the interpreter root
     ],
 )
 def test_executable_path_errors(server: Server, path: str, title: str) -> None:

@@ -55,13 +55,20 @@ class Runner(Protocol):
         ...
 
 
-def check_executable(path: str) -> None:
-    """Raise a 400 unless `path` is an executable regular file on this host.
+def check_executable(path: str, root: str) -> None:
+    """Raise a 400 unless `path` is an executable regular file under the interpreter `root`.
 
-    The sandbox sees the host's /snekbin read-only, so the host's view answers for the jail's;
-    checking here turns a missing interpreter into a clear 400 instead of a fatal NsJail error.
+    Any other path gets one answer, whether or not it exists, so the check tells a client
+    nothing about the host's files. Under `root`, which the jail also sees read-only, the
+    original's three titles turn a wrong interpreter into a clear 400 instead of a fatal
+    NsJail error.
     """
     shown = bounded_repr(path, 120)
+    if not _is_under(path, root):
+        raise falcon.HTTPBadRequest(
+            title=EXECUTABLE_MISSING_TITLE,
+            description=f"{shown} is not an interpreter of this server; GET /info lists them.",
+        )
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):  # ValueError: NUL or unencodable characters in the path
@@ -76,6 +83,22 @@ def check_executable(path: str) -> None:
         raise falcon.HTTPBadRequest(
             title=EXECUTABLE_NOT_EXECUTABLE_TITLE, description=f"{shown} is not executable."
         )
+
+
+def _is_under(path: str, root: str) -> bool:
+    """Whether `path`, as written and with every link resolved, lies below `root`."""
+    try:
+        written = os.path.normpath(path)
+        resolved = os.path.realpath(path)
+        real_root = os.path.realpath(root)
+    except ValueError:  # NUL in the path
+        return False
+    return (
+        path.startswith("/")
+        and os.path.commonpath((written, root)) == os.path.normpath(root)
+        and os.path.commonpath((resolved, real_root)) == real_root
+        and written != os.path.normpath(root)
+    )
 
 
 class EvalResource:
@@ -122,7 +145,7 @@ class EvalResource:
         )
         request = parse_eval_request(body)
         if request.executable_path is not None:
-            check_executable(request.executable_path)
+            check_executable(request.executable_path, self.settings.interpreter_root)
 
         limits = self.limits.resolve(request.limits)
 
