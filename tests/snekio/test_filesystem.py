@@ -80,9 +80,15 @@ def test_unmounting_a_plain_directory_is_not_a_mount_point(target: Path, as_type
         unmount(as_type(target))
 
 
-def test_unmounting_a_missing_path_says_no_such_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("as_type", [str, Path])
+def test_unmounting_a_missing_path_is_not_a_mount_point(tmp_path: Path, as_type: type) -> None:
+    with pytest.raises(OSError, match="is not a mount point"):
+        unmount(as_type(tmp_path / "missing"))
+
+
+def test_mount_on_a_missing_relative_target_says_no_such_file() -> None:
     with pytest.raises(OSError, match="No such file"):
-        unmount(tmp_path / "missing")
+        mount("some-source", "some/missing/dir", "tmpfs")
 
 
 def test_unmount_with_a_bad_flag_is_an_invalid_argument(target: Path) -> None:
