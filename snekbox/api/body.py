@@ -28,6 +28,7 @@ import falcon
 
 from snekbox.api.errors import INCOMPLETE_BODY_TITLE, INVALID_JSON_TITLE, TOO_DEEP_TITLE
 from snekbox.api.settings import ApiSettings
+from snekbox.utils.env import positive_number
 
 __all__ = ["BODY_MEMORY_ENV", "BodyMemoryBudget", "process_budget", "read_json_body"]
 
@@ -54,12 +55,8 @@ class BodyMemoryBudget:
         """`SNEKBOX_MAX_BODY_MEMORY`, or by default the body size cap (one largest body)."""
         if env is None:
             env = os.environ
-        raw = env.get(BODY_MEMORY_ENV, "").strip()
-        if not raw:
-            return cls(ApiSettings.from_env(env).max_body_size)
-        if not raw.isdigit() or int(raw) < 1:
-            raise ValueError(f"{BODY_MEMORY_ENV} must be a positive int, not {raw!r}")
-        return cls(int(raw))
+        limit = positive_number(env, BODY_MEMORY_ENV, int)
+        return cls(int(limit) if limit else ApiSettings.from_env(env).max_body_size)
 
     def take(self, size: int) -> bool:
         """Reserve `size` more bytes if they fit; False (and nothing reserved) if not."""

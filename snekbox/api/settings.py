@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from snekbox.utils.env import positive_number
+
 __all__ = [
     "BODY_TIMEOUT_ENV",
     "MAX_BODY_SIZE_ENV",
@@ -116,20 +118,6 @@ def default_max_concurrent_runs(total_memory: int | None = None) -> int:
     return max(1, min(MAX_DEFAULT_RUNS, total_memory // RUN_MEMORY_FOOTPRINT))
 
 
-def _positive(env: Mapping[str, str], name: str, kind: type[int] | type[float]) -> float | None:
-    """Parse a positive number from `env[name]`; a bad value stops start-up with its name."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a positive {kind.__name__}, not {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive {kind.__name__}, not {raw!r}")
-    return value
-
-
 @dataclass(frozen=True, slots=True)
 class LimitMaxima:
     """The most a request's `limits` may ask for; the field names are the request's keys."""
@@ -149,7 +137,7 @@ class LimitMaxima:
         values = {
             field: int(value)
             for field, name in MAX_LIMIT_ENVS.items()
-            if (value := _positive(env, name, int)) is not None
+            if (value := positive_number(env, name, int)) is not None
         }
         return cls(**values)
 
@@ -187,10 +175,10 @@ class ApiSettings:
         """Read the settings from environment variables, with defaults sized for this host."""
         if env is None:
             env = os.environ
-        runs = _positive(env, MAX_CONCURRENT_RUNS_ENV, int)
-        body = _positive(env, MAX_BODY_SIZE_ENV, int)
-        timeout = _positive(env, BODY_TIMEOUT_ENV, float)
-        queue_timeout = _positive(env, QUEUE_TIMEOUT_ENV, float)
+        runs = positive_number(env, MAX_CONCURRENT_RUNS_ENV, int)
+        body = positive_number(env, MAX_BODY_SIZE_ENV, int)
+        timeout = positive_number(env, BODY_TIMEOUT_ENV, float)
+        queue_timeout = positive_number(env, QUEUE_TIMEOUT_ENV, float)
         return cls(
             max_concurrent_runs=int(runs) if runs else default_max_concurrent_runs(),
             max_body_size=int(body) if body else default_max_body_size(),

@@ -9,6 +9,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from snekbox.utils.env import positive_number
+
 __all__ = [
     "HEAD_TIMEOUT_ENV",
     "MAX_PENDING_HEADS_ENV",
@@ -32,20 +34,6 @@ DEFAULT_MAX_PENDING_HEADS_PER_CLIENT = 32
 MAX_HEAD_SIZE = 64 * 1024
 
 
-def _positive(env: Mapping[str, str], name: str, kind: type[int] | type[float]) -> float | None:
-    """Parse a positive number from `env[name]`; a bad value stops the worker with its name."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a positive {kind.__name__}, not {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive {kind.__name__}, not {raw!r}")
-    return value
-
-
 @dataclass(frozen=True, slots=True)
 class ServingSettings:
     """How long and how many connections may wait for their request head, per worker."""
@@ -62,9 +50,9 @@ class ServingSettings:
         """Read each setting from its variable; unset ones keep their defaults."""
         if env is None:
             env = os.environ
-        timeout = _positive(env, HEAD_TIMEOUT_ENV, float)
-        total = _positive(env, MAX_PENDING_HEADS_ENV, int)
-        per_client = _positive(env, MAX_PENDING_HEADS_PER_CLIENT_ENV, int)
+        timeout = positive_number(env, HEAD_TIMEOUT_ENV, float)
+        total = positive_number(env, MAX_PENDING_HEADS_ENV, int)
+        per_client = positive_number(env, MAX_PENDING_HEADS_PER_CLIENT_ENV, int)
         return cls(
             head_timeout=timeout or DEFAULT_HEAD_TIMEOUT,
             max_pending_heads=int(total) if total else DEFAULT_MAX_PENDING_HEADS,
