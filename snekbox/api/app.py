@@ -16,7 +16,7 @@ import falcon
 from snekbox.api import metrics
 from snekbox.api.health import HealthCheck, sandbox_probe
 from snekbox.api.interpreters import Interpreter
-from snekbox.api.limits import LimitPolicy, engine_defaults
+from snekbox.api.limits import LimitPolicy
 from snekbox.api.resources import (
     EvalResource,
     HealthResource,
@@ -28,6 +28,7 @@ from snekbox.api.resources.eval import Runner
 from snekbox.api.resources.openapi import load_openapi
 from snekbox.api.settings import ApiSettings
 from snekbox.api.slots import RunSlots
+from snekbox.limits.table import config_defaults
 from snekbox.nsjail import EvalLimits
 
 __all__ = ["APP_OPTIONS", "create_app", "mount_routes"]
@@ -81,7 +82,7 @@ def mount_routes(
 ) -> None:
     """Install snekbox's routes and error handling on `app`.
 
-    `defaults` are the limits a run gets when the request sets none (see `engine_defaults`).
+    `defaults` are the limits a run gets when the request sets none (see `config_defaults`).
     """
     from snekbox import __version__
 
@@ -138,6 +139,6 @@ def create_app(
         settings,
         slots,
         interpreters,
-        engine_defaults(runner.config, runner.max_output_size),
+        config_defaults(runner.config, runner.max_output_size),
     )
     return app

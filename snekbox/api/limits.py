@@ -11,30 +11,15 @@ import falcon
 
 from snekbox.api.errors import LIMIT_TOO_HIGH_TITLE
 from snekbox.api.settings import LimitMaxima, run_memory_footprint
-from snekbox.nsjail import EvalLimits
+from snekbox.limits.table import LIMITS, EvalLimits
 
 if TYPE_CHECKING:
-    from snekbox.config_pb2 import NsJailConfig
+    pass
 
-__all__ = ["LIMIT_UNITS", "LimitPolicy", "engine_defaults"]
+__all__ = ["LIMIT_UNITS", "LimitPolicy"]
 
-# How each limit is counted, for error messages (and the README's table).
-LIMIT_UNITS = {
-    "time": "seconds",
-    "memory": "bytes",
-    "pids": "processes",
-    "output_size": "characters",
-}
-
-
-def engine_defaults(config: NsJailConfig, max_output_size: int) -> EvalLimits:
-    """The limits a run gets without a `limits` object: the NsJail config's and the output cap."""
-    return EvalLimits(
-        time=config.time_limit,
-        memory=config.cgroup_mem_max,
-        pids=config.cgroup_pids_max,
-        output_size=max_output_size,
-    )
+# How each limit is counted, for error messages.
+LIMIT_UNITS = {limit.name: limit.unit for limit in LIMITS}
 
 
 @dataclass(frozen=True, slots=True)

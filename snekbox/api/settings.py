@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from snekbox.limits.table import LIMITS
 from snekbox.utils.env import positive_number
 
 __all__ = [
     "BODY_TIMEOUT_ENV",
     "MAX_BODY_SIZE_ENV",
     "MAX_CONCURRENT_RUNS_ENV",
-    "MAX_LIMIT_ENVS",
     "QUEUE_TIMEOUT_ENV",
     "SLOTS_DIR_ENV",
     "ApiSettings",
@@ -35,13 +35,6 @@ MAX_CONCURRENT_RUNS_ENV = "SNEKBOX_MAX_CONCURRENT_RUNS"
 MAX_BODY_SIZE_ENV = "SNEKBOX_MAX_BODY_SIZE"
 BODY_TIMEOUT_ENV = "SNEKBOX_BODY_TIMEOUT"
 QUEUE_TIMEOUT_ENV = "SNEKBOX_QUEUE_TIMEOUT"
-# The highest value a request's `limits` may ask for, per limit.
-MAX_LIMIT_ENVS = {
-    "time": "SNEKBOX_MAX_TIME_LIMIT",
-    "memory": "SNEKBOX_MAX_MEMORY_LIMIT",
-    "pids": "SNEKBOX_MAX_PIDS_LIMIT",
-    "output_size": "SNEKBOX_MAX_OUTPUT_SIZE",
-}
 # Set by config/gunicorn.conf.py in the master so that every worker shares one set of slots.
 SLOTS_DIR_ENV = "SNEKBOX_SLOTS_DIR"
 INTERPRETER_ROOT_ENV = "SNEKBOX_INTERPRETER_ROOT"
@@ -67,13 +60,8 @@ DEFAULT_BODY_TIMEOUT = 10.0
 # A queued request plus a default 6 s run still answers within a client's 10 s timeout.
 DEFAULT_QUEUE_TIMEOUT = 3.0
 
-# How far a request may raise each limit unless the operator says otherwise. A run that asks
-# for more memory takes more run slots (see `run_memory_footprint`), so raising the memory
-# limit never lets the server pin more memory than its slot count was sized for.
-DEFAULT_MAX_TIME_LIMIT = 30
-DEFAULT_MAX_MEMORY_LIMIT = 512 * MiB
-DEFAULT_MAX_PIDS_LIMIT = 64
-DEFAULT_MAX_OUTPUT_SIZE = 10_000_000
+
+_DEFAULT_MAXIMA = {limit.name: limit.default_maximum for limit in LIMITS}
 
 
 def run_memory_footprint(memory_limit: int) -> int:
@@ -120,35 +108,31 @@ def default_max_concurrent_runs(total_memory: int | None = None) -> int:
 
 @dataclass(frozen=True, slots=True)
 class LimitMaxima:
-    """The most a request's `limits` may ask for; the field names are the request's keys."""
+    """The most a request's `limits` may ask for; the field names are the request's keys.
 
-    time: int = DEFAULT_MAX_TIME_LIMIT
-    """Wall-time limit in seconds."""
-    memory: int = DEFAULT_MAX_MEMORY_LIMIT
-    """Memory limit of the run's cgroup in bytes."""
-    pids: int = DEFAULT_MAX_PIDS_LIMIT
-    """Processes and threads at once."""
-    output_size: int = DEFAULT_MAX_OUTPUT_SIZE
-    """Characters of output before the run is stopped."""
+    Each default and setting comes from `snekbox.limits.table.LIMITS`. A run that asks for
+    more memory takes more run slots (see `run_memory_footprint`), so raising the memory limit
+    never lets the server pin more memory than its slot count was sized for.
+    """
+
+    time: int = _DEFAULT_MAXIMA["time"]
+    memory: int = _DEFAULT_MAXIMA["memory"]
+    pids: int = _DEFAULT_MAXIMA["pids"]
+    output_size: int = _DEFAULT_MAXIMA["output_size"]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LimitMaxima:
-        """Read each maximum from its variable in `MAX_LIMIT_ENVS`; unset ones keep defaults."""
+        """Read each maximum from its limit's setting; unset ones keep their defaults."""
         values = {
-            field: int(value)
-            for field, name in MAX_LIMIT_ENVS.items()
-            if (value := positive_number(env, name, int)) is not None
+            limit.name: int(value)
+            for limit in LIMITS
+            if (value := positive_number(env, limit.maximum_env, int)) is not None
         }
         return cls(**values)
 
     def as_dict(self) -> dict[str, int]:
         """The maxima keyed like a request's `limits` object."""
-        return {
-            "time": self.time,
-            "memory": self.memory,
-            "pids": self.pids,
-            "output_size": self.output_size,
-        }
+        return {limit.name: getattr(self, limit.name) for limit in LIMITS}
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,9 @@ import falcon
 from snekbox.api import metrics
 from snekbox.api.app import APP_OPTIONS, mount_routes
 from snekbox.api.interpreters import USER_BASE, discover_interpreters, jail_environment
-from snekbox.api.limits import engine_defaults
 from snekbox.api.settings import ApiSettings
 from snekbox.config_pb2 import NsJailConfig
+from snekbox.limits.table import config_defaults
 from snekbox.nsjail import DEFAULT_CONFIG_PATH, DEFAULT_MAX_OUTPUT_SIZE, NsJail
 from snekbox.nsjail import read_config as _read_config
 from snekbox.utils.sentry import init_sentry
@@ -46,7 +46,7 @@ class SnekAPI(falcon.App):
         self.nsjail = NsJail(*args, **kwargs)
         config = _engine_config(self.nsjail, kwargs.get("config_path", DEFAULT_CONFIG_PATH))
         max_output = getattr(self.nsjail, "max_output_size", None)
-        defaults = engine_defaults(
+        defaults = config_defaults(
             config, max_output if isinstance(max_output, int) else DEFAULT_MAX_OUTPUT_SIZE
         )
         jail_env = jail_environment(config.envar)

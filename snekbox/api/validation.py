@@ -25,7 +25,7 @@ from snekbox.api.errors import (
     SCHEMA_ERROR_TITLE,
     TOO_DEEP_TITLE,
 )
-from snekbox.nsjail import MIN_MEMORY_LIMIT
+from snekbox.limits.table import LIMITS
 from snekbox.snekio import FileAttachment, IllegalPathError, ParsingError
 
 __all__ = [
@@ -62,11 +62,7 @@ EVAL_SCHEMA: Mapping[str, Any] = {
         "limits": {
             "type": "object",
             "properties": {
-                "time": {"type": "integer", "minimum": 1},
-                # Below this floor the interpreter cannot even start (see MIN_MEMORY_LIMIT).
-                "memory": {"type": "integer", "minimum": MIN_MEMORY_LIMIT},
-                "pids": {"type": "integer", "minimum": 1},
-                "output_size": {"type": "integer", "minimum": 1},
+                limit.name: {"type": "integer", "minimum": limit.floor} for limit in LIMITS
             },
             # A misspelt limit would otherwise be ignored while the client believes it applies.
             "additionalProperties": False,

@@ -8,7 +8,6 @@ from falcon import testing
 from snekbox.api import create_app
 from snekbox.api.limits import LimitPolicy
 from snekbox.api.settings import (
-    DEFAULT_MAX_MEMORY_LIMIT,
     ApiSettings,
     LimitMaxima,
     run_memory_footprint,
@@ -76,9 +75,9 @@ def test_bad_limits_are_schema_errors(
         ("time", 31, "limits.time is 31 seconds; this server allows at most 30 seconds."),
         (
             "memory",
-            DEFAULT_MAX_MEMORY_LIMIT + 1,
-            f"limits.memory is {DEFAULT_MAX_MEMORY_LIMIT + 1} bytes; this server allows at "
-            f"most {DEFAULT_MAX_MEMORY_LIMIT} bytes.",
+            LimitMaxima().memory + 1,
+            f"limits.memory is {LimitMaxima().memory + 1} bytes; this server allows at "
+            f"most {LimitMaxima().memory} bytes.",
         ),
         ("pids", 65, "limits.pids is 65 processes; this server allows at most 64 processes."),
         (

@@ -6,7 +6,8 @@ import concurrent.futures
 import logging
 import time
 
-from snekbox.nsjail import MIN_MEMORY_LIMIT, EvalLimits, NsJail
+from snekbox.limits.table import LIMITS, EvalLimits
+from snekbox.nsjail import NsJail
 from tests.engine.conftest import RunCode
 
 
@@ -165,6 +166,6 @@ def test_every_interpreter_starts_at_the_memory_floor(nsjail: NsJail, interprete
     result = nsjail.python3(
         ["-c", "print('started')"],
         executable_path=interpreter,
-        limits=EvalLimits(memory=MIN_MEMORY_LIMIT),
+        limits=EvalLimits(memory=next(x.floor for x in LIMITS if x.name == "memory")),
     )
     assert (result.returncode, result.stdout) == (0, "started\n")

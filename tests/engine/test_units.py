@@ -10,10 +10,10 @@ import pytest
 from snekbox.config_pb2 import NsJailConfig
 from snekbox.limits import cgroup, swap
 from snekbox.limits.run_cgroup import CgroupStats, RunCgroup, RunLimits
+from snekbox.limits.table import EvalLimits, merge, parse_nsjail_options
 from snekbox.limits.timed import time_limit
 from snekbox.nsjail import (
     _drop_leading_empty,
-    _split_limit_options,
     decide_status,
     read_config,
 )
@@ -156,11 +156,18 @@ def test_status_is_decided_from_facts(returncode, truncated, log, stats, status)
 
 
 def test_limit_options_are_taken_out_of_nsjail_args() -> None:
-    found, rest = _split_limit_options(
-        ["--time_limit", "2", "--cgroup_mem_max=1000", "-v", "--cgroup_pids_max", "5", "-t", "3"]
-    )
-    assert found == {"time_limit": 3, "cgroup_mem_max": 1000, "cgroup_pids_max": 5}
-    assert rest == ["-v"]
+    found, swap, rest = parse_nsjail_options(
+        ["--time_limit", "2", "--cgroup_mem_max=1000", "-v", "--cgroup_pids_max", "5", "-t", "3",
+         "--cgroup_mem_swap_max", "0"]
+    )  # fmt: skip
+    assert found == EvalLimits(time=3, memory=1000, pids=5)
+    assert (swap, rest) == (0, ["-v"])
+
+
+def test_limits_merge_over_defaults_in_order() -> None:
+    defaults = EvalLimits(time=6, memory=70, pids=15, output_size=100)
+    merged = merge(defaults, EvalLimits(time=2, memory=80), None, EvalLimits(time=3))
+    assert merged == EvalLimits(time=3, memory=80, pids=15, output_size=100)
 
 
 def test_missing_nsjail_binary_is_a_clear_startup_error(tmp_path: Path) -> None:

@@ -19,10 +19,11 @@ from snekbox.api.errors import (
     EXECUTABLE_NOT_EXECUTABLE_TITLE,
     EXECUTABLE_NOT_FILE_TITLE,
 )
-from snekbox.api.limits import LimitPolicy, engine_defaults
+from snekbox.api.limits import LimitPolicy
 from snekbox.api.settings import ApiSettings
 from snekbox.api.slots import NoSlotAvailableError, RunSlots, time_since_arrival
 from snekbox.api.validation import bounded_repr, parse_eval_request
+from snekbox.limits.table import config_defaults
 
 if TYPE_CHECKING:
     from snekbox.config_pb2 import NsJailConfig
@@ -132,7 +133,7 @@ class EvalResource:
             limits
             if limits is not None
             else LimitPolicy(
-                engine_defaults(nsjail.config, nsjail.max_output_size), self.settings.max_limits
+                config_defaults(nsjail.config, nsjail.max_output_size), self.settings.max_limits
             )
         )
 
