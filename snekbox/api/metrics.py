@@ -17,6 +17,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from snekbox.result import Status
+
 __all__ = [
     "EVALS",
     "EVAL_DURATION",
@@ -33,18 +35,9 @@ log = logging.getLogger(__name__)
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-# Every value of a response's `status` (see snekbox.nsjail.decide_status), so each series
+# Every value of a response's `status` (see snekbox.result.Status), so each series
 # exists from the start and a rate over it never misses its first increment.
-STATUSES = (
-    "ok",
-    "error",
-    "signaled",
-    "timed_out",
-    "out_of_memory",
-    "output_limit",
-    "pids_limit",
-    "failed",
-)
+STATUSES = tuple(Status)
 
 # Runs last from ~50 ms (print) to the time limit (6 s by default, at most 30 s per request).
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 20.0, 30.0, 40.0)

@@ -370,7 +370,7 @@ def kill_and_remove(cgroup: Path, attempts: int = 50, *, quiet: bool = False) ->
 
 def main() -> int:
     """Prepare the parent cgroups for the default config (used by provisioning)."""
-    from snekbox.nsjail import read_config
+    from snekbox.jail_config import read_config
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config_path = sys.argv[1] if len(sys.argv) > 1 else "config/snekbox.cfg"

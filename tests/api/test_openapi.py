@@ -162,3 +162,10 @@ def test_failures_match_the_document(runner: FakeRunner) -> None:
     response = client.simulate_get("/health")
     assert response.status_code == 503
     check_response("/health", "GET", 503, response.headers["Content-Type"], response.content)
+
+
+def test_the_documented_statuses_are_the_engines() -> None:
+    from snekbox.result import Status
+
+    documented = DOCUMENT["components"]["schemas"]["EvalResponse"]["properties"]["status"]["enum"]
+    assert documented == [status.value for status in Status]
