@@ -6,16 +6,12 @@ server process's threads; ``python3`` keeps all per-run state local, so runs are
 
 from __future__ import annotations
 
-import codecs
 import logging
 import os
 import re
-import selectors
-import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from snekbox import leftovers
@@ -26,6 +22,7 @@ from snekbox.jail_config import (
     locate_nsjail,
     read_config,
 )
+from snekbox.jail_process import CappedText, run_jail
 from snekbox.limits import cgroup, swap
 from snekbox.limits.run_cgroup import RunCgroup, RunLimits
 from snekbox.limits.table import EvalLimits, config_defaults, merge, parse_nsjail_options
@@ -54,19 +51,12 @@ DEBUG = debug_enabled()
 DEFAULT_MAX_OUTPUT_SIZE = 1_000_000
 """Characters of output a run may produce before it is stopped."""
 
-OUTPUT_LIMIT_RETURNCODE = 128 + signal.SIGTERM
-"""Reported when the output cap is hit: the run is stopped as if by SIGTERM (143)."""
-
-WATCHDOG_GRACE = 3.0
-"""Seconds past a run's time limit before snekbox kills NsJail itself (NsJail is stuck)."""
 
 NSJAIL_TIME_BACKSTOP = 2
 """Seconds NsJail's own time limit adds to the run's: it counts whole seconds of wall-clock
 time and may fire up to a second early, so snekbox enforces the limit itself with a monotonic
 clock and NsJail's limit only catches a run snekbox failed to stop."""
 
-TERMINATE_GRACE = 2.0
-"""Seconds NsJail gets to stop its jail after SIGTERM before it is killed."""
 
 # "[W][2019-06-22T20:07:00+0000][16] void foo::bar()():100 message": the level letter, the
 # time, the pid (absent in some lines) and the function with its line (absent in some builds).
@@ -80,17 +70,6 @@ _LOG_LEVELS = {
     "E": logging.ERROR,
     "F": logging.ERROR,
 }
-
-
-@dataclass(slots=True)
-class _RunOutput:
-    returncode: int | None
-    stdout: str
-    truncated: bool
-    log_lines: list[str] = field(default_factory=list)
-    timed_out: bool = False
-    duration: float = 0.0
-    cpu_time: float | None = None
 
 
 class NsJail:
@@ -241,9 +220,16 @@ class NsJail:
                             executable_path,
                             py_args,
                         )
-                        output = self._run(
-                            args, log_read, log_write, time_limit, max_output, run_cgroup.kill
+                        output = run_jail(
+                            args,
+                            log_read,
+                            log_write,
+                            time_limit,
+                            max_output,
+                            self.read_chunk_size,
+                            run_cgroup.kill,
                         )
+                        self._parse_log(output.log_lines)
                     finally:
                         os.close(log_read)  # _run closes log_write exactly once
                     stats = run_cgroup.stats()
@@ -294,55 +280,6 @@ class NsJail:
         except TimeoutError as e:
             raise EvalError(f"TimeoutError: {e}") from e
 
-    def _run(
-        self,
-        args: list[str],
-        log_read: int,
-        log_write: int,
-        time_limit: int,
-        max_output: int,
-        stop_program: Callable[[], None],
-    ) -> _RunOutput:
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("NsJail arguments: %r", args)
-        started = time.monotonic()
-        try:
-            process = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                pass_fds=(log_write,),
-                start_new_session=True,
-            )
-        except ValueError as e:  # e.g. an embedded NUL byte in an argument
-            raise EvalError(f"ValueError: {e}") from e
-        except OSError as e:  # e.g. E2BIG: arguments too long for the kernel
-            raise EvalError(f"{type(e).__name__}: {e.strerror or e}") from e
-        finally:
-            # Only NsJail may hold the write end, or the log would never reach end of file.
-            os.close(log_write)
-        deadline = started + time_limit if time_limit > 0 else None
-        killed = False
-        cpu_time = None
-        try:
-            output, log_bytes, killed = self._read(
-                process, log_read, deadline, max_output, stop_program
-            )
-        finally:
-            cpu_time = _reap(process)
-        output.duration = time.monotonic() - started
-        output.cpu_time = cpu_time
-        output.log_lines = log_bytes.decode("utf-8", "replace").splitlines()
-        self._parse_log(output.log_lines)
-        output.returncode = process.returncode
-        if killed:
-            log.warning("NsJail outlived the time limit by %.0f s and was killed.", WATCHDOG_GRACE)
-            output.returncode = 128 + signal.SIGKILL
-        if output.truncated:
-            output.returncode = OUTPUT_LIMIT_RETURNCODE
-        return output
-
     def _parse_log(self, lines: Iterable[str]) -> None:
         """Re-log NsJail's log lines on this module's logger at the level NsJail gave them.
 
@@ -369,101 +306,12 @@ class NsJail:
         Past the cap NsJail is terminated and the rest is never read.
         """
         assert nsjail.stdout is not None
-        kept = _CappedText(self.max_output_size)
+        kept = CappedText(self.max_output_size)
         while chunk := nsjail.stdout.read(self.read_chunk_size):
             if kept.add(chunk):
                 nsjail.terminate()
                 break
         return kept.text()
-
-    def _read(
-        self,
-        process: subprocess.Popen[bytes],
-        log_read: int,
-        deadline: float | None,
-        max_output: int,
-        stop_program: Callable[[], None],
-    ) -> tuple[_RunOutput, bytes, bool]:
-        """Read the program's output until EOF, and NsJail's log alongside it.
-
-        Reading stops at end of file, not when NsJail exits, so nothing the program wrote is
-        lost; NsJail kills the whole PID namespace when the program ends, which closes every
-        write end. The output cap counts characters; past it NsJail gets SIGTERM. At the
-        ``deadline`` (monotonic) ``stop_program`` kills the jail's processes, so NsJail
-        reports the program killed (137); NsJail itself is killed only if it is still there
-        ``WATCHDOG_GRACE`` seconds later.
-        """
-        assert process.stdout is not None
-        stdout_fd = process.stdout.fileno()
-        decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        kept = _CappedText(max_output)
-        truncated = timed_out = False
-        watchdog = None if deadline is None else deadline + WATCHDOG_GRACE
-        log_chunks: list[bytes] = []
-        with selectors.DefaultSelector() as selector:
-            selector.register(stdout_fd, selectors.EVENT_READ)
-            selector.register(log_read, selectors.EVENT_READ)
-            while selector.get_map():
-                now = time.monotonic()
-                if deadline is not None and not timed_out and now >= deadline:
-                    # NsJail's own wording, which the original's users match in the log.
-                    log.info("pid=%d run time >= time limit; killing it", process.pid)
-                    timed_out = True
-                    stop_program()
-                if watchdog is not None and now >= watchdog:
-                    process.kill()
-                    _drain(log_read, log_chunks)
-                    output = _RunOutput(None, kept.text(), truncated, timed_out=True)
-                    return output, b"".join(log_chunks), True
-                wake = watchdog if timed_out else deadline
-                timeout = None if wake is None else max(0.0, wake - now)
-                for key, _ in selector.select(timeout):
-                    data = os.read(key.fd, self.read_chunk_size)
-                    if not data:
-                        selector.unregister(key.fd)
-                    elif key.fd == log_read:
-                        log_chunks.append(data)
-                    else:
-                        try:
-                            text = decoder.decode(data)
-                        except UnicodeDecodeError as e:
-                            process.terminate()
-                            _drain(log_read, log_chunks)
-                            raise EvalError(
-                                "UnicodeDecodeError: invalid Unicode in output pipe"
-                            ) from e
-                        if kept.add(text):
-                            log.info("Output exceeded %d characters; stopping the run.", max_output)
-                            truncated = True
-                            process.terminate()
-                            selector.unregister(stdout_fd)
-            if not truncated:
-                try:
-                    kept.add(decoder.decode(b"", final=True))
-                except UnicodeDecodeError as e:
-                    raise EvalError("UnicodeDecodeError: invalid Unicode in output pipe") from e
-        output = _RunOutput(None, kept.text(), truncated, timed_out=timed_out)
-        return output, b"".join(log_chunks), False
-
-
-class _CappedText:
-    """Text read in pieces, of which only the first ``limit`` characters are kept."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.pieces: list[str] = []
-        self.length = 0
-
-    def add(self, piece: str) -> bool:
-        """Keep ``piece``; True once more than ``limit`` characters have arrived."""
-        self.pieces.append(piece)
-        self.length += len(piece)
-        return self.length > self.limit
-
-    def text(self) -> str:
-        """The kept text: everything that arrived, cut at ``limit`` characters."""
-        text = "".join(self.pieces)
-        return text[: self.limit] if self.length > self.limit else text
 
 
 def _drop_leading_empty(args: Iterable[str]) -> Iterator[str]:
@@ -473,40 +321,3 @@ def _drop_leading_empty(args: Iterable[str]) -> Iterator[str]:
         started = started or arg != ""
         if started:
             yield arg
-
-
-def _drain(fd: int, chunks: list[bytes]) -> None:
-    """Read what is already in a pipe without blocking (best effort, for the log)."""
-    os.set_blocking(fd, False)
-    try:
-        while data := os.read(fd, 65536):
-            chunks.append(data)
-    except BlockingIOError:
-        pass
-
-
-def _reap(process: subprocess.Popen[bytes]) -> float | None:
-    """Wait for NsJail, killing it if it ignores SIGTERM; return the CPU seconds it used.
-
-    ``os.wait4`` reports the resources of NsJail and of every descendant it waited for, which
-    covers the sandboxed processes (NsJail's own share is a few milliseconds).
-    """
-    try:
-        deadline = time.monotonic() + TERMINATE_GRACE
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                process.returncode = os.waitstatus_to_exitcode(status)
-                return usage.ru_utime + usage.ru_stime
-            if time.monotonic() >= deadline:
-                process.kill()
-                _, status, usage = os.wait4(process.pid, 0)
-                process.returncode = os.waitstatus_to_exitcode(status)
-                return usage.ru_utime + usage.ru_stime
-            time.sleep(0.002)
-    except ChildProcessError:
-        process.wait()
-        return None
-    finally:
-        if process.stdout is not None:
-            process.stdout.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import snekbox.nsjail as nsjail_module
+from snekbox import jail_process
 from snekbox.nsjail import NsJail
 from snekbox.snekio import FileAttachment
 from tests.engine.conftest import memfs_mounts, nsjail_processes, run_cgroups
@@ -29,17 +29,36 @@ ENDINGS = {
 }
 
 
+# How each ending shows in the result, so each case is known to have ended the way it says.
+STATUSES = {
+    "normal": "ok",
+    "error": "error",
+    "timeout": "timed_out",
+    "oom": "out_of_memory",
+    "output_cap": "output_limit",
+    "bad_unicode": "failed",
+    "orphans": "ok",
+    "bad_input_file": "failed",
+    "collection_error": "failed",
+}
+
+
 @pytest.mark.parametrize("ending", ENDINGS, ids=list(ENDINGS))
-def test_nothing_survives_a_run(nsjail: NsJail, no_leftovers: None, ending: str) -> None:
+def test_nothing_survives_a_run(nsjail: NsJail, ending: str) -> None:
     code, files = ENDINGS[ending]
-    nsjail.python3(["-c", code], files=files)
+    result = nsjail.python3(["-c", code], files=files)
+    assert result.status == STATUSES[ending], result
+    assert run_cgroups(nsjail) == []
+    assert nsjail_processes() == []
+    assert memfs_mounts() == []
+    assert list(nsjail.memfs_root.iterdir()) == []
 
 
 def test_nothing_survives_when_nsjail_itself_is_killed(
     nsjail: NsJail, no_leftovers: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Make the host-side watchdog fire long before NsJail's own time limit.
-    monkeypatch.setattr(nsjail_module, "WATCHDOG_GRACE", 2 - nsjail.config.time_limit)
+    monkeypatch.setattr(jail_process, "WATCHDOG_GRACE", 2 - nsjail.config.time_limit)
     code = "import os, time\nfor _ in range(3):\n    os.fork()\ntime.sleep(30)"
     result = nsjail.python3(["-c", code])
     assert result.returncode == 137
