@@ -12,6 +12,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from snekbox import leftovers
@@ -22,9 +23,9 @@ from snekbox.jail_config import (
     locate_nsjail,
     read_config,
 )
-from snekbox.jail_process import CappedText, run_jail
+from snekbox.jail_process import CappedText, JailOutcome, run_jail
 from snekbox.limits import cgroup, swap
-from snekbox.limits.run_cgroup import RunCgroup, RunLimits
+from snekbox.limits.run_cgroup import CgroupStats, RunCgroup, RunLimits
 from snekbox.limits.table import EvalLimits, config_defaults, merge, parse_nsjail_options
 from snekbox.ownership import current_owner
 from snekbox.result import EvalError, EvalResult, decide_status
@@ -194,48 +195,9 @@ class NsJail:
         time_limit, max_output = resolved.time or 0, resolved.output_size or self.max_output_size
         started = time.monotonic()
         try:
-            with (
-                owner_memfs_dir(current_owner(), self.memfs_root) as memfs_root,
-                MemFS(
-                    self.memfs_instance_size, memfs_root, self.memfs_home, self.memfs_output
-                ) as memfs,
-            ):
-                try:
-                    memfs.write_inputs(files)
-                except OSError as e:
-                    raise EvalError(
-                        f"{type(e).__name__}: Failed to create file '{e.filename}'."
-                    ) from e
-                run_cgroup = RunCgroup(self.cgroups, run_limits)
-                cgroup_args = run_cgroup.create()
-                try:
-                    log_read, log_write = os.pipe()
-                    try:
-                        args = self._build_args(
-                            memfs,
-                            log_write,
-                            cgroup_args,
-                            time_limit,
-                            nsjail_args,
-                            executable_path,
-                            py_args,
-                        )
-                        output = run_jail(
-                            args,
-                            log_read,
-                            log_write,
-                            time_limit,
-                            max_output,
-                            self.read_chunk_size,
-                            run_cgroup.kill,
-                        )
-                        self._parse_log(output.log_lines)
-                    finally:
-                        os.close(log_read)  # _run closes log_write exactly once
-                    stats = run_cgroup.stats()
-                finally:
-                    run_cgroup.remove()
-                collection = self._collect(memfs)
+            output, stats, collection = self._run_in_sandbox(
+                args, files, run_limits, time_limit, max_output, nsjail_args
+            )
         except EvalError as e:
             log.info("Run failed: %s", e)
             return EvalResult.failed(args, str(e), duration=time.monotonic() - started)
@@ -272,7 +234,53 @@ class NsJail:
         )
         return result
 
+    def _run_in_sandbox(
+        self,
+        args: list[str],
+        files: Iterable[FileAttachment],
+        run_limits: RunLimits,
+        time_limit: int,
+        max_output: int,
+        nsjail_args: Sequence[str],
+    ) -> tuple[JailOutcome, CgroupStats, Collection]:
+        """Hold the run's resources in order, run NsJail, and release them in reverse.
+
+        memfs (in its owner's directory) → inputs → run cgroup → log pipe → NsJail; the
+        cgroup's counters are read before it goes, and the files are collected after the
+        jail is gone but before the memfs is unmounted. ``args`` comes in as the program's
+        ``[executable, *py_args]`` and is replaced in place by NsJail's whole argv once that
+        is known, so a failure reports what was run.
+        """
+        executable_path, *py_args = args
+        with ExitStack() as memory:
+            memfs_root = memory.enter_context(owner_memfs_dir(current_owner(), self.memfs_root))
+            memfs = memory.enter_context(
+                MemFS(self.memfs_instance_size, memfs_root, self.memfs_home, self.memfs_output)
+            )
+            _write_inputs(memfs, files)
+            with ExitStack() as jail:
+                run_cgroup = RunCgroup(self.cgroups, run_limits)
+                cgroup_args = jail.enter_context(run_cgroup)
+                log_read, log_write = os.pipe()
+                jail.callback(os.close, log_read)  # run_jail closes log_write exactly once
+                args[:] = self._build_args(
+                    memfs, log_write, cgroup_args, time_limit, nsjail_args, executable_path, py_args
+                )
+                outcome = run_jail(
+                    args,
+                    log_read,
+                    log_write,
+                    time_limit,
+                    max_output,
+                    self.read_chunk_size,
+                    run_cgroup.kill,
+                )
+                self._parse_log(outcome.log_lines)
+                stats = run_cgroup.stats()
+            return outcome, stats, self._collect(memfs)
+
     def _collect(self, memfs: MemFS) -> Collection:
+        """The run's output files, or an ``EvalError`` with the reason a client is shown."""
         try:
             return memfs.collect(self.files_limit, self.files_pattern, self.files_timeout)
         except FileParsingError as e:
@@ -321,3 +329,11 @@ def _drop_leading_empty(args: Iterable[str]) -> Iterator[str]:
         started = started or arg != ""
         if started:
             yield arg
+
+
+def _write_inputs(memfs: MemFS, files: Iterable[FileAttachment]) -> None:
+    """Write the request's files into the memfs, or fail the run with the original's reason."""
+    try:
+        memfs.write_inputs(files)
+    except OSError as e:
+        raise EvalError(f"{type(e).__name__}: Failed to create file '{e.filename}'.") from e

@@ -138,6 +138,13 @@ class RunCgroup:
             self.remove()
             raise
 
+    def __enter__(self) -> list[str]:
+        """Create the cgroup(s); the NsJail options to use them (see ``create``)."""
+        return self.create()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
     def _apply_limits(self) -> list[str]:
         limits = self.limits
         nsjail_memory = limits.memory + NSJAIL_MEMORY_SLACK if limits.memory else 0
