@@ -31,7 +31,7 @@ from snekbox.ownership import current_owner
 from snekbox.result import EvalError, EvalResult, decide_status
 from snekbox.snekio import Collection, FileAttachment, FileParsingError, MemFS
 from snekbox.snekio.filesystem import Size
-from snekbox.snekio.memfs import DEFAULT_MEMFS_ROOT
+from snekbox.snekio.memfs import memfs_root as configured_memfs_root
 from snekbox.snekio.owner_dir import owner_memfs_dir
 from snekbox.utils.logging import debug_enabled
 
@@ -92,7 +92,7 @@ class NsJail:
         files_limit: int = 100,
         files_timeout: float = 5,
         files_pattern: str = "**/[!_]*",
-        memfs_root: str | Path = DEFAULT_MEMFS_ROOT,
+        memfs_root: str | Path | None = None,
     ) -> None:
         self.nsjail_path = nsjail_path or locate_nsjail()
         if not os.path.isfile(self.nsjail_path) or not os.access(self.nsjail_path, os.X_OK):
@@ -109,7 +109,7 @@ class NsJail:
         self.files_limit = files_limit
         self.files_timeout = files_timeout
         self.files_pattern = files_pattern
-        self.memfs_root = Path(memfs_root)
+        self.memfs_root = Path(memfs_root) if memfs_root is not None else configured_memfs_root()
         if not self.memfs_root.is_dir():
             raise FileNotFoundError(
                 f"The memfs root {self.memfs_root} does not exist; run the provisioning step "

@@ -11,7 +11,7 @@ import logging
 import os
 import warnings
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from uuid import uuid4
@@ -21,11 +21,19 @@ from snekbox.snekio import filesystem
 from snekbox.snekio.attachment import DIR_MODE, FileAttachment
 from snekbox.snekio.collect import Collection, collect_output_files
 
-__all__ = ("DEFAULT_MEMFS_ROOT", "MemFS")
+__all__ = ("DEFAULT_MEMFS_ROOT", "MEMFS_ROOT_ENV", "MemFS", "memfs_root")
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MEMFS_ROOT = Path(os.environ.get("SNEKBOX_MEMFS_ROOT", "/memfs"))
+DEFAULT_MEMFS_ROOT = Path("/memfs")
+MEMFS_ROOT_ENV = "SNEKBOX_MEMFS_ROOT"
+
+
+def memfs_root() -> Path:
+    """Where runs' memfs instances go: ``$SNEKBOX_MEMFS_ROOT``, read when asked, or /memfs."""
+    return Path(os.environ.get(MEMFS_ROOT_ENV) or DEFAULT_MEMFS_ROOT)
+
+
 COLLECTION_TIMEOUT_MESSAGE = "Exceeded time limit while parsing attachments"
 
 
@@ -130,18 +138,6 @@ class MemFS:
                 unchanged=self._input_mtimes,
                 deadline=deadline,
             )
-
-    def files(
-        self, limit: int, pattern: str = "**/*", timeout: float = 5
-    ) -> Iterator[FileAttachment]:
-        """Iterate over the collected output files, sorted by path."""
-        yield from self.collect(limit, pattern, timeout).files
-
-    def files_list(
-        self, limit: int, pattern: str = "**/*", timeout: float = 5
-    ) -> list[FileAttachment]:
-        """The collected output files as a list, sorted by path."""
-        return self.collect(limit, pattern, timeout).files
 
 
 def _release(path: Path, warn: bool) -> None:
