@@ -7,7 +7,7 @@ import pytest
 from snekbox import jail_process
 from snekbox.nsjail import NsJail
 from snekbox.snekio import FileAttachment
-from tests.engine.conftest import memfs_mounts, nsjail_processes, run_cgroups
+from tests.support.engine import memfs_mounts, nsjail_processes, run_cgroups
 
 ENDINGS = {
     "normal": ("print(1)", ()),

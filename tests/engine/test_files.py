@@ -9,7 +9,7 @@ import pytest
 
 from snekbox.nsjail import NsJail
 from snekbox.snekio import FileAttachment, IllegalPathError, ParsingError
-from tests.engine.conftest import RunCode
+from tests.support.engine import RunCode
 
 
 def paths(result) -> list[str]:

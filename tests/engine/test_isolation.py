@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from snekbox.nsjail import NsJail
-from tests.engine.conftest import RunCode
+from tests.support.engine import RunCode
 
 
 @pytest.mark.parametrize("directory", ["/", "/etc", "/lib", "/lib64", "/snekbox", "/usr"])

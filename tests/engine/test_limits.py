@@ -8,7 +8,7 @@ import time
 
 from snekbox.limits.table import LIMITS, EvalLimits
 from snekbox.nsjail import NsJail
-from tests.engine.conftest import RunCode
+from tests.support.engine import RunCode
 
 
 def test_cant_run_past_the_time_limit(run: RunCode, nsjail: NsJail, caplog) -> None:

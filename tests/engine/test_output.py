@@ -7,7 +7,7 @@ import logging
 
 from snekbox.nsjail import NsJail
 from snekbox.snekio import FileAttachment
-from tests.engine.conftest import RunCode, plain
+from tests.support.engine import RunCode, plain
 
 
 def test_print_returns_exact_stdout(run: RunCode) -> None:

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from tests.engine.conftest import RunCode
+from tests.support.engine import RunCode
 
 # x86_64 syscall numbers: called through libc's syscall() so no wrapper can mask the result.
 DENIED_EPERM = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from snekbox.nsjail import EvalLimits, NsJail
-from tests.engine.conftest import RunCode
+from tests.support.engine import RunCode
 
 
 def test_ok_run_reports_its_usage(run: RunCode) -> None:

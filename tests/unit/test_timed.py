@@ -46,3 +46,9 @@ def test_in_another_thread_the_deadline_is_cooperative() -> None:
     thread.start()
     thread.join()
     assert outcome == ["too slow"]
+
+
+def test_time_limit_raises_after_deadline() -> None:
+    with pytest.raises(TimeoutError, match="too slow"), time_limit(0.01, "too slow") as deadline:
+        time.sleep(0.02)
+        deadline.check()
