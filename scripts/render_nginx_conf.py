@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Write the nginx config for a front of several snekbox nodes (config/nginx/snekbox.conf.template).
+r"""Write the nginx config of a front for several snekbox nodes, from config/nginx/.
 
 The nodes' limits come from the same SNEKBOX_* variables the nodes read (snekbox's own
 settings classes, with their defaults), so run this with the nodes' environment:
 
-    .venv/bin/python scripts/render_nginx_conf.py --listen 8060 \\
-        --node 10.0.0.11:8060 --node 10.0.0.12:8060 > /etc/nginx/conf.d/snekbox.conf
+    .venv/bin/python scripts/render_nginx_conf.py --listen 8060 --node 10.0.0.11:8060 \
+        --node 10.0.0.12:8060 > /etc/nginx/conf.d/snekbox.conf
 
 scripts/install_nginx.sh installs Debian's nginx when it is missing.
 """
