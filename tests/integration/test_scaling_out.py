@@ -237,7 +237,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         wait_until_front_serves(front, nginx_log)
         yield Cluster(nodes, front, prefix / "access.log")
 
-        pgids = [node.alive.process.pid for node in nodes] + [process.pid]
+        pgids = [node.server.process.pid for node in nodes if node.server] + [process.pid]
     # Every process of every node and of nginx is gone once the stack has stopped them.
     assert all(process_group_gone(pgid) for pgid in pgids), pgids
 
