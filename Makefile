@@ -18,7 +18,7 @@ BENCH_ARGS ?=
 # The venv's python is passed unresolved: resolving its symlink would leave the venv.
 PROVISION = $(VENV_PYTHON) scripts/provision.py --venv-python $(VENV_PYTHON) $(PROVISION_ARGS)
 
-.PHONY: help setup setup-dev serve test lint fmt protoc bench clean check-root
+.PHONY: help setup setup-dev serve test lint fmt protoc bench clean check-root install-nginx
 
 help:
 	@echo "sudo make serve      install, provision and run the server on port 8060"
@@ -57,8 +57,12 @@ setup-dev: check-root $(DEV_STAMP)
 serve: check-root setup
 	$(VENV)/bin/gunicorn -c config/gunicorn.conf.py
 
+# The multi-node test runs a real nginx in front of the nodes (Debian's package, installed once).
+install-nginx: check-root
+	scripts/install_nginx.sh
+
 # pytest exits 5 when it collected no tests: say so, since that must never pass for green.
-test: check-root setup-dev
+test: check-root setup-dev install-nginx
 	@status=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || status=$$?; \
 	if [[ $$status -eq 5 ]]; then \
 		echo "make test: pytest collected no tests (exit 5); that is a failure" >&2; \

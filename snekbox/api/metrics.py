@@ -6,15 +6,22 @@ prometheus-client's multiprocess mode makes each worker write its values to file
 before `prometheus_client` is first imported (it picks its storage at import time), which is
 why `config/gunicorn.conf.py` sets it at the top, before it imports anything of snekbox's.
 Without the variable (tests, a single process) the metrics live in this process's registry.
+
+The load figure an autoscaler reads, `snekbox_run_slot_utilization`, is a ratio of two values
+that are each aggregated differently across workers (slots in use: summed over live workers;
+slot count: the same in every worker), so no per-process gauge can hold it: it is computed at
+scrape time from the aggregated pair.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from snekbox.result import Status
@@ -27,6 +34,8 @@ __all__ = [
     "QUEUE_WAIT",
     "RUNS_IN_FLIGHT",
     "RUN_SLOTS",
+    "RUN_SLOTS_IN_USE",
+    "RUN_SLOT_UTILIZATION",
     "STATUSES",
     "render",
 ]
@@ -66,15 +75,30 @@ QUEUE_REJECTIONS = Counter(
     "snekbox_queue_rejections",
     "Evaluations answered 429 because no run slot became free within the queue timeout.",
 )
+_RUN_SLOTS_NAME = "snekbox_run_slots"
+_RUN_SLOTS_IN_USE_NAME = "snekbox_run_slots_in_use"
+
 RUNS_IN_FLIGHT = Gauge(
     "snekbox_runs_in_flight",
     "Sandboxes running right now, across all worker processes.",
     multiprocess_mode="livesum",
 )
 RUN_SLOTS = Gauge(
-    "snekbox_run_slots",
+    _RUN_SLOTS_NAME,
     "Sandboxes the server runs at once at most (SNEKBOX_MAX_CONCURRENT_RUNS).",
     multiprocess_mode="livemax",
+)
+# A run that raised its memory limit holds several slots, so slots in use (not runs) is what
+# says how full a server is.
+RUN_SLOTS_IN_USE = Gauge(
+    _RUN_SLOTS_IN_USE_NAME,
+    "Run slots held by sandboxes running right now, across all worker processes.",
+    multiprocess_mode="livesum",
+)
+RUN_SLOT_UTILIZATION = "snekbox_run_slot_utilization"
+_UTILIZATION_HELP = (
+    "Run slots in use over run slots (0 to 1), across all worker processes: the load figure "
+    "to autoscale on."
 )
 
 
@@ -97,12 +121,44 @@ def check_multiprocess_mode() -> None:
         )
 
 
+def gauge_value(families: Iterable[Metric], name: str) -> float | None:
+    """The value of the unlabelled gauge `name` among `families`, or None if it is absent."""
+    for family in families:
+        if family.name == name:
+            for sample in family.samples:
+                if sample.name == name:
+                    return sample.value
+    return None
+
+
+def slot_utilization(families: Iterable[Metric]) -> GaugeMetricFamily:
+    """`snekbox_run_slot_utilization` from the aggregated slots in use and slot count."""
+    families = list(families)
+    in_use = gauge_value(families, _RUN_SLOTS_IN_USE_NAME) or 0.0
+    slots = gauge_value(families, _RUN_SLOTS_NAME)
+    # No slot count yet (no worker has built the app): nothing runs, so nothing is in use.
+    ratio = in_use / slots if slots else 0.0
+    return GaugeMetricFamily(RUN_SLOT_UTILIZATION, _UTILIZATION_HELP, value=ratio)
+
+
+class _Snapshot:
+    """Metric families collected once, so the utilisation and its parts agree in a scrape."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
+
+
 def render(accept: str | None) -> tuple[bytes, str]:
     """Encode every metric in the format `accept` asks for; return the body and its type."""
-    registry: CollectorRegistry = REGISTRY
+    source: CollectorRegistry = REGISTRY
     directory = multiprocess_dir()
     if directory:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=directory)
+        source = CollectorRegistry()
+        MultiProcessCollector(source, path=directory)
+    families = list(source.collect())
+    families.append(slot_utilization(families))
     encoder, content_type = choose_encoder(accept or "")
-    return encoder(registry), content_type
+    return encoder(_Snapshot(families)), content_type  # type: ignore[arg-type]

@@ -8,8 +8,9 @@ import time
 import pytest
 from falcon import testing
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
-from snekbox.api import create_app
+from snekbox.api import create_app, metrics
 from snekbox.api.settings import ApiSettings
 from snekbox.result import EvalResult
 from tests.api.conftest import FakeRunner
@@ -92,3 +93,50 @@ def test_openmetrics_on_request(client: testing.TestClient) -> None:
     )
     assert response.headers["Content-Type"].startswith("application/openmetrics-text")
     assert response.text.endswith("# EOF\n")
+
+
+def scraped(client: testing.TestClient, name: str) -> float:
+    """The value of an unlabelled sample in the /metrics text."""
+    for family in text_string_to_metric_families(client.simulate_get("/metrics").text):
+        for metric_sample in family.samples:
+            if metric_sample.name == name:
+                return metric_sample.value
+    raise AssertionError(f"/metrics has no {name}")
+
+
+def test_slot_utilization_is_slots_in_use_over_slots(runner: FakeRunner) -> None:
+    """A default run holds one of 4 slots; a run with 3x the memory holds 2 more (3 of 4)."""
+    client = testing.TestClient(create_app(runner, ApiSettings(4, 64 * 1024, 5)))
+    assert scraped(client, "snekbox_run_slot_utilization") == 0
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def hold() -> None:
+        started.release()
+        release.wait(5)
+
+    runner.hook = hold
+    bodies = [{"input": "1"}, {"input": "2", "limits": {"memory": 200 * 1024**2}}]
+    busy = [
+        threading.Thread(target=lambda body=body: client.simulate_post("/eval", json=body))
+        for body in bodies
+    ]
+    for thread in busy:
+        thread.start()
+    for _ in busy:
+        assert started.acquire(timeout=5)
+    try:
+        assert scraped(client, "snekbox_run_slots_in_use") == 3
+        assert scraped(client, "snekbox_run_slot_utilization") == 0.75
+    finally:
+        release.set()
+        for thread in busy:
+            thread.join(5)
+    assert scraped(client, "snekbox_run_slots_in_use") == 0
+    assert scraped(client, "snekbox_run_slot_utilization") == 0
+
+
+def test_slot_utilization_without_a_slot_count_is_zero() -> None:
+    """Before any app set the slot count there is no load to report, not a division by 0."""
+    families = [metric for metric in REGISTRY.collect() if metric.name != "snekbox_run_slots"]
+    assert metrics.slot_utilization(families).samples[0].value == 0.0

@@ -88,9 +88,9 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         return probe.getsockname()[1]
 
 
@@ -133,6 +133,7 @@ def require_provisioned_root() -> None:
 def running_server(
     log_path: Path,
     *,
+    host: str = "127.0.0.1",
     port: int | None = None,
     app: str | None = None,
     config: Path = GUNICORN_CONFIG,
@@ -141,10 +142,11 @@ def running_server(
 ) -> Iterator[Server]:
     """Start Gunicorn as deployed, apart from the port and `env_overrides`; stop it after.
 
-    `port` defaults to a free one; `app` replaces the config's `wsgi_app` (Gunicorn's
-    positional argument), e.g. to give the engine another NsJail config; `config` and `cwd`
-    replace our Gunicorn config and the directory the app's relative `./config/snekbox.cfg`
-    is read from, as a user mounting their own files would.
+    `host` is the loopback address to bind (any of 127.0.0.0/8, so that several servers look
+    like separate machines); `port` defaults to a free one there; `app` replaces the config's
+    `wsgi_app` (Gunicorn's positional argument), e.g. to give the engine another NsJail
+    config; `config` and `cwd` replace our Gunicorn config and the directory the app's
+    relative `./config/snekbox.cfg` is read from, as a user mounting their own files would.
     """
     require_provisioned_root()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -157,7 +159,7 @@ def running_server(
     private_tmp.mkdir(exist_ok=True)
     env["TMPDIR"] = str(private_tmp)
     env.update(env_overrides)
-    port = port or free_port()
+    port = port or free_port(host)
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [
@@ -167,7 +169,7 @@ def running_server(
                 "--config",
                 str(config),
                 "--bind",
-                f"127.0.0.1:{port}",
+                f"{host}:{port}",
                 *([app] if app else []),
             ],
             cwd=cwd,
@@ -176,7 +178,7 @@ def running_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so teardown reaches every worker
         )
-    running = Server("127.0.0.1", port, process, log_path)
+    running = Server(host, port, process, log_path)
     try:
         wait_until_serving(running)
         yield running

@@ -164,6 +164,23 @@ def test_runs_in_flight_are_counted_while_they_run(small: Server) -> None:
     assert metric_values(small)["snekbox_runs_in_flight"] == 0
 
 
+def test_slot_utilization_counts_every_workers_slots(small: Server) -> None:
+    """A heavy run (2 slots) and a default one fill the 3 slots, whichever workers run them;
+    the ratio is computed from the summed slots in use, so every scrape says 1."""
+    sleep = "import time; time.sleep(2)"
+    bodies = [{"input": sleep, "limits": {"memory": 200 * MiB}}, {"input": sleep}]
+    with ThreadPoolExecutor(2) as pool:
+        running = [pool.submit(small.post_eval, body) for body in bodies]
+        time.sleep(1.0)
+        during = [metric_values(small) for _ in range(6)]
+        assert [future.result().status for future in running] == [200, 200]
+    for scrape in during:
+        assert scrape["snekbox_run_slots_in_use"] == SLOTS
+        assert scrape["snekbox_run_slot_utilization"] == 1.0
+    after = metric_values(small)
+    assert (after["snekbox_run_slots_in_use"], after["snekbox_run_slot_utilization"]) == (0, 0)
+
+
 def worker_pids(server: Server) -> set[int]:
     """The Gunicorn workers: the master's children."""
     pids = set()

@@ -199,10 +199,12 @@ class EvalResource:
             metrics.QUEUE_REJECTIONS.inc()
             raise self._server_full(error) from None
         metrics.QUEUE_WAIT.observe(queued + time.monotonic() - start)
+        metrics.RUN_SLOTS_IN_USE.inc(len(taken))
         try:
             with metrics.RUNS_IN_FLIGHT.track_inprogress():
                 return self.nsjail.python3(args, files, **options)
         finally:
+            metrics.RUN_SLOTS_IN_USE.dec(len(taken))
             self.slots.release_many(taken)
 
     def _server_full(self, error: NoSlotAvailableError) -> falcon.HTTPTooManyRequests:
