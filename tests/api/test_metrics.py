@@ -10,8 +10,8 @@ from falcon import testing
 from prometheus_client import REGISTRY
 
 from snekbox.api import create_app
-from snekbox.api.settings import ApiSettings
 from snekbox.result import EvalResult
+from snekbox.services.settings import ApiSettings
 from tests.api.conftest import FakeRunner
 
 

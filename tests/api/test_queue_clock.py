@@ -8,8 +8,8 @@ import time
 from falcon import testing
 
 from snekbox.api import create_app
-from snekbox.api.settings import ApiSettings
-from snekbox.api.slots import ARRIVED_ENVIRON_KEY, time_since_arrival
+from snekbox.services.settings import ApiSettings
+from snekbox.services.slots import ARRIVED_ENVIRON_KEY, time_since_arrival
 from tests.api.conftest import FakeRunner
 
 

@@ -12,8 +12,8 @@ import pytest
 from falcon import testing
 
 from snekbox.api import create_app
-from snekbox.api.settings import ApiSettings
-from snekbox.api.slots import NoSlotAvailableError, RunSlots
+from snekbox.services.settings import ApiSettings
+from snekbox.services.slots import NoSlotAvailableError, RunSlots
 from tests.api.conftest import FakeRunner, start_slot_holder
 
 

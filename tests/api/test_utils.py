@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from snekbox.api.validation import REPR_LIMIT, bounded_repr
+from snekbox.api.quoting import REPR_LIMIT, bounded_repr
 from snekbox.utils import logging as snek_logging
 from snekbox.utils import sentry
 from snekbox.utils.gunicorn import GunicornLogger

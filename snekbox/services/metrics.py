@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from snekbox.result import Status
+from snekbox.result import EvalResult, Status
 
 __all__ = [
     "EVALS",
@@ -28,6 +28,7 @@ __all__ = [
     "RUNS_IN_FLIGHT",
     "RUN_SLOTS",
     "STATUSES",
+    "record_eval",
     "render",
 ]
 
@@ -106,3 +107,9 @@ def render(accept: str | None) -> tuple[bytes, str]:
         MultiProcessCollector(registry, path=directory)
     encoder, content_type = choose_encoder(accept or "")
     return encoder(registry), content_type
+
+
+def record_eval(result: EvalResult) -> None:
+    """Count one evaluation that ran, by how it ended, and its wall time."""
+    EVALS.labels(result.status).inc()
+    EVAL_DURATION.observe(result.duration)
