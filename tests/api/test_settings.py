@@ -89,3 +89,11 @@ def test_environment_overrides() -> None:
 def test_bad_values_stop_start_up_with_their_name(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         ApiSettings.from_env({name: value})
+
+
+def test_a_shm_size_that_is_not_bytes_stops_start_up() -> None:
+    config = type(NSJAIL_CONFIG)()
+    config.CopyFrom(NSJAIL_CONFIG)
+    next(m for m in config.mount if m.dst == "/dev/shm").options = "size=50%"
+    with pytest.raises(ValueError, match="size=50%"):
+        RunFootprint.of(config, 48 * MiB)
