@@ -23,7 +23,7 @@ from typing import Any
 from snekbox import ownership  # imports neither prometheus-client nor the app
 
 # Metrics: prometheus-client chooses per-process files or in-memory values when it is first
-# imported, and importing snekbox.api below imports it. So the directory every worker writes its
+# imported, and importing snekbox below may import it. So the directory every worker writes its
 # metrics to is set first, here in the master, and emptied: values of a previous server (or of
 # dead workers' pids) must not be summed into this one's. Gunicorn re-reads this file on
 # SIGHUP; the master's pid marks the directory as prepared, so live workers keep their files.
@@ -46,7 +46,7 @@ if os.environ.get(_METRICS_OWNER_ENV) != str(os.getpid()):
         os.environ[_METRICS_ENV] = ownership.make_owned_tempdir(_METRICS_PREFIX)
     os.environ[_METRICS_OWNER_ENV] = str(os.getpid())
 
-from snekbox.api.settings import SLOTS_DIR_ENV, ApiSettings  # noqa: E402 (after the above)
+from snekbox.services.settings import SLOTS_DIR_ENV, ApiSettings  # noqa: E402 (after the above)
 
 _settings = ApiSettings.from_env()
 

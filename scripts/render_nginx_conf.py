@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from snekbox.api.settings import ApiSettings  # noqa: E402 (after the path)
+from snekbox.services.settings import ApiSettings  # noqa: E402 (after the path)
 from snekbox.serving.settings import ServingSettings  # noqa: E402
 
 TEMPLATE = REPO / "config" / "nginx" / "snekbox.conf.template"

@@ -51,6 +51,8 @@ DEBUG = debug_enabled()
 
 DEFAULT_MAX_OUTPUT_SIZE = 1_000_000
 """Characters of output a run may produce before it is stopped."""
+DEFAULT_MEMFS_INSTANCE_SIZE = 48 * Size.MiB
+"""Bytes of each run's writable home."""
 
 
 NSJAIL_TIME_BACKSTOP = 2
@@ -86,7 +88,7 @@ class NsJail:
         config_path: str = DEFAULT_CONFIG_PATH,
         max_output_size: int = DEFAULT_MAX_OUTPUT_SIZE,
         read_chunk_size: int = 10_000,
-        memfs_instance_size: int = 48 * Size.MiB,
+        memfs_instance_size: int = DEFAULT_MEMFS_INSTANCE_SIZE,
         memfs_home: str = "home",
         memfs_output: str = "home",
         files_limit: int = 100,

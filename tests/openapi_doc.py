@@ -13,6 +13,10 @@ from snekbox.api.resources.openapi import load_openapi
 DOCUMENT = load_openapi()
 DOCUMENT_URI = "urn:snekbox:openapi"
 _REGISTRY = Registry().with_resource(DOCUMENT_URI, DRAFT202012.create_resource(DOCUMENT))
+_EVAL_RESPONSE = DOCUMENT["components"]["schemas"]["EvalResponse"]
+# The original's keys of an /eval answer (test_openapi.py pins them), and the ones "details" adds.
+ORIGINAL_FIELDS: tuple[str, ...] = tuple(_EVAL_RESPONSE["required"])
+USAGE_FIELDS: frozenset[str] = frozenset(_EVAL_RESPONSE["properties"]) - set(ORIGINAL_FIELDS)
 # Falcon answers these on any route; the document describes them once, in info.description.
 GENERIC_STATUSES = {404, 405}
 

@@ -1,7 +1,9 @@
-"""The WSGI application's routes and JSON-only errors, around the engine it is given.
+"""The WSGI application: every collaborator built and wired here, then the routes mounted.
 
-`create_app` builds an app around any runner (tests pass a fake one); `SnekAPI` in
-`snekbox.api.snekapi` is the production app, which builds its own `NsJail`.
+`create_app` builds the app around any runner (tests pass a fake one and need no sandbox);
+`SnekAPI` in `snekbox.api.snekapi` is the production app, a thin shim that builds an `NsJail`,
+reads the environment once and calls `create_app` on itself. Resources receive what they need
+and build nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +15,8 @@ from typing import Any
 
 import falcon
 
-from snekbox.api import metrics
-from snekbox.api.health import HealthCheck, sandbox_probe
-from snekbox.api.interpreters import Interpreter
-from snekbox.api.limits import LimitPolicy
+from snekbox.api.admission import Admission
+from snekbox.api.request import RequestParser
 from snekbox.api.resources import (
     EvalResource,
     HealthResource,
@@ -26,12 +26,16 @@ from snekbox.api.resources import (
 )
 from snekbox.api.resources.eval import Runner
 from snekbox.api.resources.openapi import load_openapi
-from snekbox.api.settings import ApiSettings
-from snekbox.api.slots import RunSlots
-from snekbox.limits.table import config_defaults
-from snekbox.nsjail import EvalLimits
+from snekbox.limits.table import EvalLimits
+from snekbox.services import metrics
+from snekbox.services.engine_facts import EngineFacts
+from snekbox.services.health import HealthCheck, sandbox_probe
+from snekbox.services.interpreters import Interpreter
+from snekbox.services.limit_policy import LimitPolicy
+from snekbox.services.settings import ApiSettings
+from snekbox.services.slots import RunSlots
 
-__all__ = ["APP_OPTIONS", "create_app", "mount_routes"]
+__all__ = ["APP_OPTIONS", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -72,43 +76,6 @@ def handle_unexpected_error(
     )
 
 
-def mount_routes(
-    app: falcon.App,
-    runner: Runner,
-    settings: ApiSettings,
-    slots: RunSlots | None,
-    interpreters: Sequence[Interpreter],
-    defaults: EvalLimits,
-) -> None:
-    """Install snekbox's routes and error handling on `app`.
-
-    `defaults` are the limits a run gets when the request sets none (see `config_defaults`).
-    """
-    from snekbox import __version__
-
-    app.set_error_serializer(serialize_error)
-    app.add_error_handler(Exception, handle_unexpected_error)
-    if slots is None:
-        slots = RunSlots(settings.max_concurrent_runs, settings.slots_dir)
-    limits = LimitPolicy(defaults, settings.max_limits)
-    _warn_about_limits(limits, slots)
-    app.add_route("/eval", EvalResource(runner, settings=settings, slots=slots, limits=limits))
-    app.add_route(
-        "/info",
-        InfoResource(
-            snekbox_version=__version__,
-            api_version=load_openapi()["info"]["version"],
-            interpreters=interpreters,
-            limits=limits,
-            settings=settings,
-        ),
-    )
-    app.add_route("/health", HealthResource(HealthCheck(sandbox_probe(runner))))
-    app.add_route("/metrics", MetricsResource())
-    app.add_route("/openapi.json", OpenAPIResource())
-    metrics.RUN_SLOTS.set(slots.count)
-
-
 def _warn_about_limits(limits: LimitPolicy, slots: RunSlots) -> None:
     """Say at start-up when the configured maxima cannot be honoured as documented."""
     needed = limits.slots_for(EvalLimits(memory=limits.maxima.memory))
@@ -129,16 +96,50 @@ def create_app(
     slots: RunSlots | None = None,
     *,
     interpreters: Sequence[Interpreter] = (),
+    engine: EngineFacts | None = None,
+    app: falcon.App | None = None,
 ) -> falcon.App:
-    """Build the API around any runner; tests pass a fake one and need no sandbox."""
-    app = falcon.App(**APP_OPTIONS)
-    settings = settings if settings is not None else ApiSettings.from_env()
-    mount_routes(
-        app,
-        runner,
-        settings,
-        slots,
-        interpreters,
-        config_defaults(runner.config, runner.max_output_size),
+    """Wire the API around `runner` and return it; what is not given is built from defaults.
+
+    `settings` default to the environment's, `slots` to the settings' count, `engine` to what
+    `runner` says of itself. `app` is the app to mount the routes on (`SnekAPI` passes
+    itself); by default a new one.
+    """
+    from snekbox import __version__
+
+    engine = engine if engine is not None else EngineFacts.of(runner)
+    if settings is None:
+        settings = ApiSettings.from_env(footprint=engine.footprint)
+    if slots is None:
+        slots = RunSlots(settings.max_concurrent_runs, settings.slots_dir)
+    if app is None:
+        app = falcon.App(**APP_OPTIONS)
+    limits = LimitPolicy(engine.defaults, settings.max_limits, engine.footprint)
+    _warn_about_limits(limits, slots)
+
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, handle_unexpected_error)
+    app.add_route(
+        "/eval",
+        EvalResource(
+            runner,
+            parser=RequestParser(limits, settings.interpreter_root),
+            admission=Admission(slots, limits, settings.queue_timeout),
+            settings=settings,
+        ),
     )
+    app.add_route(
+        "/info",
+        InfoResource(
+            snekbox_version=__version__,
+            api_version=load_openapi()["info"]["version"],
+            interpreters=interpreters,
+            limits=limits,
+            settings=settings,
+        ),
+    )
+    app.add_route("/health", HealthResource(HealthCheck(sandbox_probe(runner))))
+    app.add_route("/metrics", MetricsResource())
+    app.add_route("/openapi.json", OpenAPIResource())
+    metrics.RUN_SLOTS.set(slots.count)
     return app

@@ -27,7 +27,7 @@ from typing import IO, Any
 import falcon
 
 from snekbox.api.errors import INCOMPLETE_BODY_TITLE, INVALID_JSON_TITLE, TOO_DEEP_TITLE
-from snekbox.api.settings import ApiSettings
+from snekbox.services.settings import max_body_size_from_env
 from snekbox.utils.env import positive_number
 
 __all__ = ["BODY_MEMORY_ENV", "BodyMemoryBudget", "process_budget", "read_json_body"]
@@ -56,7 +56,7 @@ class BodyMemoryBudget:
         if env is None:
             env = os.environ
         limit = positive_number(env, BODY_MEMORY_ENV, int)
-        return cls(int(limit) if limit else ApiSettings.from_env(env).max_body_size)
+        return cls(int(limit) if limit else max_body_size_from_env(env))
 
     def take(self, size: int) -> bool:
         """Reserve `size` more bytes if they fit; False (and nothing reserved) if not."""

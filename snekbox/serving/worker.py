@@ -14,7 +14,7 @@ heads itself, without blocking, in its event loop, and bounds them:
 - a complete head waits for a free thread at most `SNEKBOX_QUEUE_TIMEOUT` seconds, counted from
   when it arrived, and is answered 429 by the worker if none frees up: a request's queue time
   covers both the wait for a thread and the wait for a sandbox slot (the app is told when the
-  request arrived through `snekbox.api.slots.ARRIVED_ENVIRON_KEY`).
+  request arrived through `snekbox.services.slots.ARRIVED_ENVIRON_KEY`).
 
 Everything after the head (the body, the app, the response, keep-alive) is Gunicorn's own
 code, unchanged. TLS and HTTP/2 prior-knowledge connections, where the first bytes are not an
@@ -38,9 +38,9 @@ from gunicorn import http
 from gunicorn.http2 import negotiation
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-from snekbox.api import metrics
-from snekbox.api.settings import ApiSettings
-from snekbox.api.slots import ARRIVED_ENVIRON_KEY
+from snekbox.services import metrics
+from snekbox.services.settings import ApiSettings
+from snekbox.services.slots import ARRIVED_ENVIRON_KEY
 from snekbox.serving.answers import error_answer
 from snekbox.serving.heads import PendingHead, PendingHeads
 from snekbox.serving.settings import MAX_HEAD_SIZE, ServingSettings

@@ -14,11 +14,11 @@ import pytest
 from falcon import testing
 
 from snekbox.api import create_app
-from snekbox.api.settings import ApiSettings
-from snekbox.api.slots import RunSlots
 from snekbox.config_pb2 import NsJailConfig
-from snekbox.nsjail import read_config
+from snekbox.jail_config import read_config
 from snekbox.result import EvalResult
+from snekbox.services.settings import ApiSettings
+from snekbox.services.slots import RunSlots
 from snekbox.snekio import FileAttachment
 
 SMALL_BODY_LIMIT = 64 * 1024

@@ -11,8 +11,8 @@ import pytest
 from falcon import testing
 
 from snekbox.api import create_app
-from snekbox.api.settings import ApiSettings
-from snekbox.api.validation import MAX_ARG_BYTES, MAX_PATH_DEPTH
+from snekbox.api.request import MAX_ARG_BYTES, MAX_PATH_DEPTH
+from snekbox.services.settings import ApiSettings
 from tests.api.conftest import SMALL_BODY_LIMIT, FakeRunner
 
 SCHEMA_TITLE = "Request data failed validation"

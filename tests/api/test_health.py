@@ -7,9 +7,9 @@ import time
 
 from falcon import testing
 
-from snekbox.api.health import HealthCheck, HealthError, sandbox_probe
-from snekbox.nsjail import EvalLimits
+from snekbox.limits.table import EvalLimits
 from snekbox.result import EvalResult
+from snekbox.services.health import HealthCheck, HealthError, sandbox_probe
 from tests.api.conftest import FakeRunner
 
 

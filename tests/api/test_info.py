@@ -11,14 +11,14 @@ import pytest
 from falcon import testing
 
 from snekbox.api import create_app
-from snekbox.api.interpreters import (
+from snekbox.services.interpreters import (
     Interpreter,
     Package,
     discover_interpreters,
     jail_environment,
     read_packages,
 )
-from snekbox.api.settings import ApiSettings, LimitMaxima
+from snekbox.services.settings import ApiSettings, LimitMaxima
 from tests.api.conftest import FakeRunner
 
 MiB = 1024**2
@@ -155,6 +155,6 @@ def test_info_does_no_work_per_request(runner: FakeRunner, monkeypatch: pytest.M
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("discovery ran during a request")
 
-    monkeypatch.setattr("snekbox.api.interpreters.discover_interpreters", refuse)
-    monkeypatch.setattr("snekbox.api.interpreters.read_packages", refuse)
+    monkeypatch.setattr("snekbox.services.interpreters.discover_interpreters", refuse)
+    monkeypatch.setattr("snekbox.services.interpreters.read_packages", refuse)
     assert client.simulate_get("/info").content == first

@@ -6,13 +6,10 @@ import pytest
 from falcon import testing
 
 from snekbox.api import create_app
-from snekbox.api.limits import LimitPolicy
-from snekbox.api.settings import (
-    ApiSettings,
-    LimitMaxima,
-    run_memory_footprint,
-)
-from snekbox.nsjail import EvalLimits
+from snekbox.limits.table import EvalLimits
+from snekbox.services.engine_facts import EngineFacts
+from snekbox.services.limit_policy import LimitPolicy
+from snekbox.services.settings import ApiSettings, LimitMaxima
 from tests.api.conftest import FakeRunner
 
 MiB = 1024**2
@@ -133,7 +130,12 @@ def test_bad_maxima_stop_start_up_with_their_name(name: str) -> None:
         ApiSettings.from_env({name: "0"})
 
 
-DEFAULTS = EvalLimits(time=6, memory=70 * MiB, pids=15, output_size=1_000_000)
+# The deployed engine: 70 MiB runs with a 48 MiB home and a 40 MiB /dev/shm.
+ENGINE = EngineFacts.of(FakeRunner())
+
+
+def policy() -> LimitPolicy:
+    return LimitPolicy(ENGINE.defaults, LimitMaxima(), ENGINE.footprint)
 
 
 @pytest.mark.parametrize(
@@ -149,13 +151,12 @@ DEFAULTS = EvalLimits(time=6, memory=70 * MiB, pids=15, output_size=1_000_000)
     ],
 )
 def test_more_memory_takes_more_slots(memory: int | None, slots: int) -> None:
-    policy = LimitPolicy(DEFAULTS, LimitMaxima())
-    assert policy.slots_for(None if memory is None else EvalLimits(memory=memory)) == slots
+    assert policy().slots_for(None if memory is None else EvalLimits(memory=memory)) == slots
     if memory:
         # Whatever the weight, the slots it takes cover the memory the run can pin.
-        assert slots * run_memory_footprint(70 * MiB) >= run_memory_footprint(memory)
+        footprint = ENGINE.footprint
+        assert slots * footprint.default_run >= footprint.with_memory(memory)
 
 
 def test_limits_that_are_not_memory_take_one_slot() -> None:
-    policy = LimitPolicy(DEFAULTS, LimitMaxima())
-    assert policy.slots_for(EvalLimits(time=30, pids=64, output_size=10_000_000)) == 1
+    assert policy().slots_for(EvalLimits(time=30, pids=64, output_size=10_000_000)) == 1

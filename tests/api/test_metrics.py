@@ -10,9 +10,10 @@ from falcon import testing
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from snekbox.api import create_app, metrics
-from snekbox.api.settings import ApiSettings
+from snekbox.api import create_app
 from snekbox.result import EvalResult
+from snekbox.services import metrics
+from snekbox.services.settings import ApiSettings
 from tests.api.conftest import FakeRunner
 
 

@@ -10,8 +10,8 @@ from falcon import inspect, testing
 from openapi_spec_validator import validate
 
 from snekbox.api import create_app
+from snekbox.api.request import EVAL_SCHEMA
 from snekbox.api.resources.openapi import openapi_bytes
-from snekbox.api.validation import EVAL_SCHEMA
 from snekbox.result import EvalResult
 from snekbox.snekio import FileAttachment
 from snekbox.snekio.collect import SkippedFile

@@ -1,4 +1,4 @@
-"""The run-slot cap: within a process, across processes, and after a holder dies."""
+"""Run slots: the cap within a process and across processes, weights, and a dead holder."""
 
 from __future__ import annotations
 
@@ -9,12 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from falcon import testing
 
-from snekbox.api import create_app
-from snekbox.api.settings import ApiSettings
-from snekbox.api.slots import NoSlotAvailableError, RunSlots
-from tests.api.conftest import FakeRunner, start_slot_holder
+from snekbox.services.slots import NoSlotAvailableError, RunSlots
+from tests.api.conftest import start_slot_holder
 
 
 def peak_concurrency(slots: RunSlots, threads: int, hold: float = 0.05) -> int:
@@ -59,7 +56,7 @@ def test_timeout_when_all_slots_stay_busy(tmp_path: Path) -> None:
     with slots.slot():
         start = time.monotonic()
         with pytest.raises(NoSlotAvailableError, match=r"within 0\.2 s"):
-            slots.acquire(timeout=0.2)
+            slots.acquire_many(1, timeout=0.2)
         assert 0.2 <= time.monotonic() - start < 0.5
     with slots.slot(timeout=0):
         pass
@@ -75,7 +72,7 @@ def test_slots_are_shared_between_processes(tmp_path: Path) -> None:
     try:
         slots = RunSlots(1, tmp_path)
         with pytest.raises(NoSlotAvailableError):
-            slots.acquire(timeout=0.1)
+            slots.acquire_many(1, timeout=0.1)
         start = time.monotonic()
         with slots.slot(timeout=5):
             waited = time.monotonic() - start
@@ -93,33 +90,54 @@ def test_a_dead_holder_frees_its_slot(tmp_path: Path) -> None:
         pass
 
 
-def test_eval_waits_for_a_slot(runner: FakeRunner) -> None:
-    """With one slot, concurrent requests run one after another, never together."""
-    running = 0
-    peak = 0
-    lock = threading.Lock()
+@pytest.mark.parametrize("lock_dir", [False, True])
+def test_weighted_acquire_is_all_or_nothing(tmp_path: Path, lock_dir: bool) -> None:
+    slots = RunSlots(4, tmp_path if lock_dir else None)
+    held = slots.acquire_many(3)
+    with pytest.raises(NoSlotAvailableError):
+        slots.acquire_many(2, timeout=0.05)
+    assert slots.held == 3  # the failed attempt kept nothing
+    one = slots.acquire_many(1, timeout=0)
+    slots.release_many(held)
+    with slots.slot(timeout=0, weight=3) as taken:
+        assert len(set(taken) | set(one)) == 4
+    slots.release_many(one)
+    assert slots.held == 0
 
-    def slow_run() -> None:
-        nonlocal running, peak
-        with lock:
-            running += 1
-            peak = max(peak, running)
-        time.sleep(0.05)
-        with lock:
-            running -= 1
 
-    runner.hook = slow_run
-    settings = ApiSettings(max_concurrent_runs=1, max_body_size=1024, body_timeout=5)
-    client = testing.TestClient(create_app(runner, settings))
-    results: list[int] = []
+def test_weight_above_the_count_takes_every_slot(tmp_path: Path) -> None:
+    slots = RunSlots(2, tmp_path)
+    with slots.slot(timeout=0, weight=9) as taken:
+        assert sorted(taken) == [0, 1]
+        with pytest.raises(NoSlotAvailableError):
+            slots.acquire_many(1, timeout=0)
 
-    def post() -> None:
-        results.append(client.simulate_post("/eval", json={"input": ""}).status_code)
 
-    threads = [threading.Thread(target=post) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results == [200] * 5
-    assert peak == 1
+def test_a_heavy_waiter_gets_its_slots_once_they_free_up() -> None:
+    slots = RunSlots(3)
+    first = slots.acquire_many(1)
+    second = slots.acquire_many(1)
+    got: list[list[int]] = []
+    waiter = threading.Thread(target=lambda: got.append(slots.acquire_many(3, timeout=5)))
+    waiter.start()
+    time.sleep(0.05)
+    slots.release_many(first)
+    time.sleep(0.05)
+    assert got == []  # two free is not enough
+    slots.release_many(second)
+    waiter.join(5)
+    assert sorted(got[0]) == [0, 1, 2]
+
+
+def test_weights_count_across_processes(tmp_path: Path) -> None:
+    other = start_slot_holder(tmp_path, total=3, weight=2, seconds=0.5)
+    try:
+        slots = RunSlots(3, tmp_path)
+        with slots.slot(timeout=0):  # the third slot is free
+            pass
+        with pytest.raises(NoSlotAvailableError):
+            slots.acquire_many(2, timeout=0.1)
+        with slots.slot(timeout=5, weight=2):
+            pass
+    finally:
+        other.join(5)

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from snekbox.jail_config import read_config
 from snekbox.limits import cgroup
-from snekbox.nsjail import read_config
 from snekbox.snekio import filesystem
 from tests.integration.conftest import REPO
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Server
+from tests.openapi_doc import ORIGINAL_FIELDS
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +29,8 @@ def unb64(text: str) -> bytes:
 
 
 def original_fields(body: dict) -> dict:
-    """The keys of the original API's answer; the status and usage fields come on top."""
-    return {key: body[key] for key in ("stdout", "returncode", "files")}
+    """The original's part of an answer; the status and usage fields come on top."""
+    return {key: body[key] for key in ORIGINAL_FIELDS}
 
 
 def test_input_prints(server: Server) -> None:

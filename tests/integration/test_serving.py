@@ -21,6 +21,7 @@ from tests.integration.conftest import (
     require_provisioned_root,
     running_server,
 )
+from tests.openapi_doc import ORIGINAL_FIELDS
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,7 @@ def test_eight_concurrent_sleeps_finish_together(server: Server) -> None:
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: server.post_eval(body), range(8)))
     elapsed = time.monotonic() - start
-    answers = [{key: r.json[key] for key in ("stdout", "returncode", "files")} for r in results]
+    answers = [{key: r.json[key] for key in ORIGINAL_FIELDS} for r in results]
     assert answers == [{"stdout": "slept\n", "returncode": 0, "files": []}] * 8
     assert elapsed < 7.0, f"eight 5 s sleeps took {elapsed:.1f} s"
 

@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from snekbox.api import metrics
+from snekbox.services import metrics
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = [REPO / "deployment.yaml"]

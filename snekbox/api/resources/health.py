@@ -6,7 +6,7 @@ import math
 
 import falcon
 
-from snekbox.api.health import HealthCheck
+from snekbox.services.health import HealthCheck
 
 __all__ = ["UNHEALTHY_TITLE", "HealthResource"]
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import falcon
 
-from snekbox.api.interpreters import Interpreter
-from snekbox.api.limits import LimitPolicy
-from snekbox.api.settings import ApiSettings
-from snekbox.nsjail import DEFAULT_EXECUTABLE_PATH
+from snekbox.jail_config import DEFAULT_EXECUTABLE_PATH
+from snekbox.services.interpreters import Interpreter
+from snekbox.services.limit_policy import LimitPolicy
+from snekbox.services.settings import ApiSettings
 
 __all__ = ["InfoResource"]
 

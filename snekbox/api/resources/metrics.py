@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import falcon
 
-from snekbox.api import metrics
+from snekbox.services import metrics
 
 __all__ = ["MetricsResource"]
 
 
 class MetricsResource:
-    """Expose `snekbox.api.metrics` (and, in one process, the client's process metrics)."""
+    """Expose `snekbox.services.metrics` (and, in one process, the client's process metrics)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Render in the format the scraper's Accept header asks for (text or OpenMetrics)."""

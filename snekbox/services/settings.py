@@ -6,14 +6,13 @@ is given and the number of sandbox slots the app enforces cannot disagree.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, fields
 
 from snekbox.limits.table import LIMITS
+from snekbox.services.footprint import RunFootprint, default_max_concurrent_runs
 from snekbox.utils.env import positive_number
 
 __all__ = [
@@ -25,11 +24,8 @@ __all__ = [
     "ApiSettings",
     "LimitMaxima",
     "default_max_body_size",
-    "default_max_concurrent_runs",
-    "run_memory_footprint",
+    "max_body_size_from_env",
 ]
-
-log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_RUNS_ENV = "SNEKBOX_MAX_CONCURRENT_RUNS"
 MAX_BODY_SIZE_ENV = "SNEKBOX_MAX_BODY_SIZE"
@@ -42,15 +38,6 @@ DEFAULT_INTERPRETER_ROOT = "/snekbin/python"
 
 MiB = 1024**2
 
-# Worst-case host memory one run can pin: its memory cgroup limit, its tmpfs home and its
-# /dev/shm (both tmpfs pages can stay resident until the run's mounts go away).
-DEFAULT_RUN_MEMORY_LIMIT = 70 * MiB
-RUN_TMPFS_FOOTPRINT = (48 + 40) * MiB
-RUN_MEMORY_FOOTPRINT = DEFAULT_RUN_MEMORY_LIMIT + RUN_TMPFS_FOOTPRINT
-# More slots than this only queues more CPU-bound work on a small machine's cores; raise the
-# setting explicitly on a big host.
-MAX_DEFAULT_RUNS = 32
-
 # What the bot may send: up to 100 files of 8 MiB each, base64-encoded, plus code and JSON.
 MAX_FILES = 100
 MAX_FILE_SIZE = 8 * MiB
@@ -59,14 +46,6 @@ CODE_AND_JSON_ALLOWANCE = 4 * MiB
 DEFAULT_BODY_TIMEOUT = 10.0
 # A queued request plus a default 6 s run still answers within a client's 10 s timeout.
 DEFAULT_QUEUE_TIMEOUT = 3.0
-
-
-_DEFAULT_MAXIMA = {limit.name: limit.default_maximum for limit in LIMITS}
-
-
-def run_memory_footprint(memory_limit: int) -> int:
-    """Host memory a run with `memory_limit` can pin: the limit plus its two tmpfs mounts."""
-    return memory_limit + RUN_TMPFS_FOOTPRINT
 
 
 def _base64_size(size: int) -> int:
@@ -79,40 +58,24 @@ def default_max_body_size() -> int:
     return MAX_FILES * _base64_size(MAX_FILE_SIZE) + CODE_AND_JSON_ALLOWANCE
 
 
-def _cgroup_memory_limit() -> int | None:
-    """The memory limit of the cgroup this server runs in (a container's limit), if any."""
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            text = Path(path).read_text().strip()
-        except OSError:
-            continue
-        # "max" (v2) or a page-rounded 2**63 (v1) both mean "no limit".
-        if text.isdigit() and int(text) < 2**60:
-            return int(text)
-    return None
+def max_body_size_from_env(env: Mapping[str, str]) -> int:
+    """`SNEKBOX_MAX_BODY_SIZE`, or the default body cap."""
+    body = positive_number(env, MAX_BODY_SIZE_ENV, int)
+    return int(body) if body else default_max_body_size()
 
 
-def _total_memory() -> int:
-    """Physical memory, or the container's limit when that is lower."""
-    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    limit = _cgroup_memory_limit()
-    return min(physical, limit) if limit else physical
-
-
-def default_max_concurrent_runs(total_memory: int | None = None) -> int:
-    """As many runs as fit in memory at their worst case, between 1 and MAX_DEFAULT_RUNS."""
-    if total_memory is None:
-        total_memory = _total_memory()
-    return max(1, min(MAX_DEFAULT_RUNS, total_memory // RUN_MEMORY_FOOTPRINT))
+_DEFAULT_MAXIMA = {limit.name: limit.default_maximum for limit in LIMITS}
 
 
 @dataclass(frozen=True, slots=True)
 class LimitMaxima:
     """The most a request's `limits` may ask for; the field names are the request's keys.
 
-    Each default and setting comes from `snekbox.limits.table.LIMITS`. A run that asks for
-    more memory takes more run slots (see `run_memory_footprint`), so raising the memory limit
-    never lets the server pin more memory than its slot count was sized for.
+    Each default and setting comes from `snekbox.limits.table.LIMITS` (the fields are spelt
+    out for readers and type checkers; the check below the class holds them to the table). A
+    run that asks for more memory takes more run slots (see `LimitPolicy.slots_for`), so
+    raising the memory limit never lets the server pin more memory than its slot count was
+    sized for.
     """
 
     time: int = _DEFAULT_MAXIMA["time"]
@@ -135,6 +98,9 @@ class LimitMaxima:
         return {limit.name: getattr(self, limit.name) for limit in LIMITS}
 
 
+assert [field.name for field in fields(LimitMaxima)] == [limit.name for limit in LIMITS]
+
+
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
     """Limits the HTTP layer enforces before a request reaches a sandbox."""
@@ -155,17 +121,24 @@ class ApiSettings:
     """The only directory `executable_path` may name an interpreter in (what /info lists)."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
-        """Read the settings from environment variables, with defaults sized for this host."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, footprint: RunFootprint | None = None
+    ) -> ApiSettings:
+        """Read the settings from environment variables, with defaults sized for this host.
+
+        Without `SNEKBOX_MAX_CONCURRENT_RUNS` the slot count is what fits in memory at
+        `footprint` per run, by default that of an `NsJail()` with its default config.
+        """
         if env is None:
             env = os.environ
         runs = positive_number(env, MAX_CONCURRENT_RUNS_ENV, int)
-        body = positive_number(env, MAX_BODY_SIZE_ENV, int)
+        if not runs:
+            runs = default_max_concurrent_runs(footprint or RunFootprint.of_default_engine())
         timeout = positive_number(env, BODY_TIMEOUT_ENV, float)
         queue_timeout = positive_number(env, QUEUE_TIMEOUT_ENV, float)
         return cls(
-            max_concurrent_runs=int(runs) if runs else default_max_concurrent_runs(),
-            max_body_size=int(body) if body else default_max_body_size(),
+            max_concurrent_runs=int(runs),
+            max_body_size=max_body_size_from_env(env),
             body_timeout=timeout or DEFAULT_BODY_TIMEOUT,
             slots_dir=env.get(SLOTS_DIR_ENV) or None,
             queue_timeout=queue_timeout or DEFAULT_QUEUE_TIMEOUT,

@@ -147,10 +147,6 @@ class RunSlots:
             log.debug("Waited %.3f s for run slot(s) %s", waited, taken)
         return taken
 
-    def acquire(self, timeout: float | None = None) -> int:
-        """Wait for one slot (at most `timeout` seconds when given) and return its number."""
-        return self.acquire_many(1, timeout)[0]
-
     def release_many(self, slots: list[int]) -> None:
         """Give slots back and wake this process's waiting threads."""
         with self._cond:
@@ -160,10 +156,6 @@ class RunSlots:
                 self._free.append(slot)
             # Every waiter: a freed slot may complete a heavy run's set or serve a light one.
             self._cond.notify_all()
-
-    def release(self, slot: int) -> None:
-        """Give one slot back."""
-        self.release_many([slot])
 
     @contextmanager
     def slot(self, timeout: float | None = None, weight: int = 1) -> Iterator[list[int]]:

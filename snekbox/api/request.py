@@ -1,4 +1,8 @@
-"""Turn a parsed /eval body into the arguments of one sandbox run, or a 400 that says why not.
+"""Parse an /eval body into one fully checked run, or raise the 400 that says why not.
+
+This is the only module that answers 400 to a request body (the body reader's 400s are about
+bytes and JSON, not a request): the schema, the files, the args, the interpreter and the
+limits are checked here, in that order, and what comes out needs no further checking.
 
 The JSON schema is compiled once at import. Everything checked here is cheap next to a sandbox
 start, and catches what would otherwise surface as a 500 deep in the engine: arguments the
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,19 +26,20 @@ from jsonschema.exceptions import best_match
 
 from snekbox.api.errors import (
     ARGS_TOO_LONG_TITLE,
+    EXECUTABLE_MISSING_TITLE,
+    EXECUTABLE_NOT_EXECUTABLE_TITLE,
+    EXECUTABLE_NOT_FILE_TITLE,
     FILE_ERROR_TITLE,
+    LIMIT_TOO_HIGH_TITLE,
     SCHEMA_ERROR_TITLE,
     TOO_DEEP_TITLE,
 )
-from snekbox.limits.table import LIMITS
+from snekbox.api.quoting import bounded_repr
+from snekbox.limits.table import LIMITS, EvalLimits
+from snekbox.services.limit_policy import LimitAboveMaximumError, LimitPolicy
 from snekbox.snekio import FileAttachment, IllegalPathError, ParsingError
 
-__all__ = [
-    "EVAL_SCHEMA",
-    "EvalRequest",
-    "bounded_repr",
-    "parse_eval_request",
-]
+__all__ = ["EVAL_SCHEMA", "EvalRequest", "RequestParser"]
 
 EVAL_SCHEMA: Mapping[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -86,56 +92,35 @@ MAX_PATH_BYTES = 4096 - 512
 # Deeper trees are not real projects, and directory creation may recurse once per level.
 MAX_PATH_DEPTH = 64
 
-# How much of a rejected value an error message quotes.
-REPR_LIMIT = 200
-REPR_DEPTH = 8
+# How each limit is counted, for the 400 naming one above its maximum.
+LIMIT_UNITS = {limit.name: limit.unit for limit in LIMITS}
 
 
 @dataclass(frozen=True, slots=True)
 class EvalRequest:
-    """What one /eval request asks the engine to run."""
+    """One /eval request, checked: what the engine runs and how the answer is shaped."""
 
     args: list[str]
     files: list[FileAttachment]
+    """Decoded, with paths that stay inside the run's home and fit its file system."""
     executable_path: str | None
-    limits: dict[str, int] | None = None
-    """The request's `limits` as integers, not yet checked against the server's maxima."""
+    """An executable file under the interpreter root, or None for the engine's default."""
+    limits: EvalLimits | None = None
+    """The request's limits, each within the server's maximum; None when it set none."""
     details: bool = False
     """Whether the answer adds the run's status and usage to the original's three keys."""
 
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword arguments for `python3`: only what the request set.
 
-def bounded_repr(value: object, limit: int = REPR_LIMIT, depth: int = 0) -> str:
-    """`repr(value)` for small values; a cut-off version for large or deep ones.
-
-    jsonschema quotes the whole offending instance in its messages, and the instance can be a
-    gigabyte of files: building that string would cost more memory than the request itself.
-    For values that fit the limit the text is identical to `repr`, so the messages clients
-    know ("400 is not of type 'array'") are unchanged.
-    """
-    if isinstance(value, str):
-        return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
-    if isinstance(value, list | dict):
-        opening, closing = "[]" if isinstance(value, list) else "{}"
-        if depth >= REPR_DEPTH:
-            return f"{opening}...{closing}"
-        items = value.items() if isinstance(value, dict) else value
-        parts: list[str] = []
-        used = 2
-        for item in items:
-            if used >= limit:
-                parts.append("...")
-                break
-            if isinstance(value, dict):
-                key, element = item
-                text = bounded_repr(key, limit - used, depth + 1) + ": "
-                text += bounded_repr(element, max(limit - used - len(text), 0), depth + 1)
-            else:
-                text = bounded_repr(item, limit - used, depth + 1)
-            parts.append(text)
-            used += len(text) + 2
-        return opening + ", ".join(parts) + closing
-    # JSON leaves it: numbers (at most 4300 digits), booleans, None.
-    return repr(value)
+        A request without them reaches the engine exactly as it always did.
+        """
+        options: dict[str, Any] = {}
+        if self.executable_path is not None:
+            options["executable_path"] = self.executable_path
+        if self.limits is not None:
+            options["limits"] = self.limits
+        return options
 
 
 def _type(
@@ -234,40 +219,109 @@ def _path_problem(path: str) -> str | None:
     return None
 
 
-def _parse_files(entries: Sequence[Mapping[str, str]]) -> list[FileAttachment]:
-    """Decode the attached files, with a 400 naming the first one that cannot be written."""
-    files: list[FileAttachment] = []
-    for index, entry in enumerate(entries):
-        problem = _path_problem(entry["path"])
-        if problem is not None:
-            raise falcon.HTTPBadRequest(
-                title=FILE_ERROR_TITLE,
-                description=f"files[{index}]: the path {bounded_repr(entry['path'], 80)} "
-                f"{problem}.",
-            )
-        try:
-            files.append(FileAttachment.from_dict(entry))
-        except (ParsingError, IllegalPathError) as error:
-            # The original's exact description, which clients match on.
-            raise falcon.HTTPBadRequest(title=FILE_ERROR_TITLE, description=str(error)) from None
-    return files
+def _parse_file(index: int, entry: dict[str, Any]) -> FileAttachment:
+    """Decode one attached file, checking its path once: storable here, safe in snekio.
+
+    `FileAttachment.from_dict` applies the original's rules (relative, never above the home)
+    and base64 decoding, with the original's exact error texts, which clients match on.
+    """
+    problem = _path_problem(entry["path"])
+    if problem is not None:
+        raise falcon.HTTPBadRequest(
+            title=FILE_ERROR_TITLE,
+            description=f"files[{index}]: the path {bounded_repr(entry['path'], 80)} {problem}.",
+        )
+    try:
+        return FileAttachment.from_dict(entry)
+    except (ParsingError, IllegalPathError) as error:
+        raise falcon.HTTPBadRequest(title=FILE_ERROR_TITLE, description=str(error)) from None
 
 
-def parse_eval_request(body: object) -> EvalRequest:
-    """Validate a parsed JSON body and build the run it asks for; raise a 400 otherwise."""
-    _validate_schema(body)
-    assert isinstance(body, dict)
-    args = list(body.get("args", ["-c"]))
-    if "input" in body:
-        args.append(body["input"])
-    _check_args(args)
-    return EvalRequest(
-        args=args,
-        files=_parse_files(body.get("files", ())),
-        executable_path=body.get("executable_path"),
-        # JSON Schema counts 2.0 as an integer; NsJail's options need "2".
-        limits={name: int(value) for name, value in body["limits"].items()}
-        if "limits" in body
-        else None,
-        details=body.get("details", False),
+def _check_executable(path: str, root: str) -> None:
+    """Raise a 400 unless `path` is an executable regular file under the interpreter `root`.
+
+    Any other path gets one answer, whether or not it exists, so the check tells a client
+    nothing about the host's files. Under `root`, which the jail also sees read-only, the
+    original's three titles turn a wrong interpreter into a clear 400 instead of a fatal
+    NsJail error.
+    """
+    shown = bounded_repr(path, 120)
+    if not _is_under(path, root):
+        raise falcon.HTTPBadRequest(
+            title=EXECUTABLE_MISSING_TITLE,
+            description=f"{shown} is not an interpreter of this server; GET /info lists them.",
+        )
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # ValueError: NUL or unencodable characters in the path
+        raise falcon.HTTPBadRequest(
+            title=EXECUTABLE_MISSING_TITLE, description=f"{shown} does not exist on this server."
+        ) from None
+    if not stat.S_ISREG(mode):
+        raise falcon.HTTPBadRequest(
+            title=EXECUTABLE_NOT_FILE_TITLE, description=f"{shown} is not a regular file."
+        )
+    if not os.access(path, os.X_OK):
+        raise falcon.HTTPBadRequest(
+            title=EXECUTABLE_NOT_EXECUTABLE_TITLE, description=f"{shown} is not executable."
+        )
+
+
+def _is_under(path: str, root: str) -> bool:
+    """Whether `path`, as written and with every link resolved, lies below `root`."""
+    try:
+        written = os.path.normpath(path)
+        resolved = os.path.realpath(path)
+        real_root = os.path.realpath(root)
+    except ValueError:  # NUL in the path
+        return False
+    return (
+        path.startswith("/")
+        and os.path.commonpath((written, root)) == os.path.normpath(root)
+        and os.path.commonpath((resolved, real_root)) == real_root
+        and written != os.path.normpath(root)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestParser:
+    """Parse /eval bodies against this server's limits and interpreters."""
+
+    limits: LimitPolicy
+    interpreter_root: str
+    """The only directory `executable_path` may name an interpreter in (what /info lists)."""
+
+    def parse(self, body: object) -> EvalRequest:
+        """Check a parsed JSON body and build the run it asks for; raise a 400 otherwise."""
+        _validate_schema(body)
+        assert isinstance(body, dict)
+        args = list(body.get("args", ["-c"]))
+        if "input" in body:
+            args.append(body["input"])
+        _check_args(args)
+        files = [_parse_file(index, entry) for index, entry in enumerate(body.get("files", ()))]
+        executable_path = body.get("executable_path")
+        if executable_path is not None:
+            _check_executable(executable_path, self.interpreter_root)
+        return EvalRequest(
+            args=args,
+            files=files,
+            executable_path=executable_path,
+            limits=self._resolve_limits(body.get("limits")),
+            details=body.get("details", False),
+        )
+
+    def _resolve_limits(self, requested: Mapping[str, Any] | None) -> EvalLimits | None:
+        """The request's limits within the server's maxima, or the 400 naming one above."""
+        if requested is not None:
+            # JSON Schema counts 2.0 as an integer; NsJail's options need "2".
+            requested = {name: int(value) for name, value in requested.items()}
+        try:
+            return self.limits.resolve(requested)
+        except LimitAboveMaximumError as error:
+            unit = LIMIT_UNITS[error.name]
+            raise falcon.HTTPBadRequest(
+                title=LIMIT_TOO_HIGH_TITLE,
+                description=f"limits.{error.name} is {error.value} {unit}; this server allows "
+                f"at most {error.maximum} {unit}.",
+            ) from None

@@ -1,73 +1,21 @@
-"""When every run slot is busy: a bounded wait, then 429; heavy runs take several slots."""
+"""Admission to /eval: a run waits for its slots within the queue timeout, then 429.
+
+Heavy runs take several slots; the queue clock starts when the request's head arrived.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
-import pytest
 from falcon import testing
 
 from snekbox.api import create_app
-from snekbox.api.settings import ApiSettings
-from snekbox.api.slots import NoSlotAvailableError, RunSlots
-from tests.api.conftest import FakeRunner, start_slot_holder
+from snekbox.services.settings import ApiSettings
+from snekbox.services.slots import ARRIVED_ENVIRON_KEY, time_since_arrival
+from tests.api.conftest import FakeRunner
 
 MiB = 1024**2
-
-
-@pytest.mark.parametrize("lock_dir", [False, True])
-def test_weighted_acquire_is_all_or_nothing(tmp_path: Path, lock_dir: bool) -> None:
-    slots = RunSlots(4, tmp_path if lock_dir else None)
-    held = slots.acquire_many(3)
-    with pytest.raises(NoSlotAvailableError):
-        slots.acquire_many(2, timeout=0.05)
-    assert slots.held == 3  # the failed attempt kept nothing
-    one = slots.acquire_many(1, timeout=0)
-    slots.release_many(held)
-    with slots.slot(timeout=0, weight=3) as taken:
-        assert len(set(taken) | set(one)) == 4
-    slots.release_many(one)
-    assert slots.held == 0
-
-
-def test_weight_above_the_count_takes_every_slot(tmp_path: Path) -> None:
-    slots = RunSlots(2, tmp_path)
-    with slots.slot(timeout=0, weight=9) as taken:
-        assert sorted(taken) == [0, 1]
-        with pytest.raises(NoSlotAvailableError):
-            slots.acquire(timeout=0)
-
-
-def test_a_heavy_waiter_gets_its_slots_once_they_free_up() -> None:
-    slots = RunSlots(3)
-    first = slots.acquire()
-    second = slots.acquire()
-    got: list[list[int]] = []
-    waiter = threading.Thread(target=lambda: got.append(slots.acquire_many(3, timeout=5)))
-    waiter.start()
-    time.sleep(0.05)
-    slots.release(first)
-    time.sleep(0.05)
-    assert got == []  # two free is not enough
-    slots.release(second)
-    waiter.join(5)
-    assert sorted(got[0]) == [0, 1, 2]
-
-
-def test_weights_count_across_processes(tmp_path: Path) -> None:
-    other = start_slot_holder(tmp_path, total=3, weight=2, seconds=0.5)
-    try:
-        slots = RunSlots(3, tmp_path)
-        with slots.slot(timeout=0):  # the third slot is free
-            pass
-        with pytest.raises(NoSlotAvailableError):
-            slots.acquire_many(2, timeout=0.1)
-        with slots.slot(timeout=5, weight=2):
-            pass
-    finally:
-        other.join(5)
 
 
 def full_server(runner: FakeRunner, slots: int, queue_timeout: float) -> testing.TestClient:
@@ -154,3 +102,81 @@ def test_a_failing_run_gives_its_slots_back(runner: FakeRunner) -> None:
     assert client.simulate_post("/eval", json={"input": "1"}).status_code == 500
     runner.error = None
     assert client.simulate_post("/eval", json={"input": "1"}).status_code == 200
+
+
+def test_eval_waits_for_a_slot(runner: FakeRunner) -> None:
+    """With one slot, concurrent requests run one after another, never together."""
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def slow_run() -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+
+    runner.hook = slow_run
+    settings = ApiSettings(max_concurrent_runs=1, max_body_size=1024, body_timeout=5)
+    client = testing.TestClient(create_app(runner, settings))
+    results: list[int] = []
+
+    def post() -> None:
+        results.append(client.simulate_post("/eval", json={"input": ""}).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [200] * 5
+    assert peak == 1
+
+
+def busy_server(
+    runner: FakeRunner, queue_timeout: float
+) -> tuple[testing.TestClient, threading.Event]:
+    """One slot, held by a run that lasts until the returned event is set."""
+    client = testing.TestClient(
+        create_app(runner, ApiSettings(1, 64 * 1024, 5, queue_timeout=queue_timeout))
+    )
+    release = threading.Event()
+    runner.hook = lambda: release.wait(5)  # type: ignore[func-returns-value]
+    threading.Thread(target=lambda: client.simulate_post("/eval", json={"input": "1"})).start()
+    time.sleep(0.1)
+    return client, release
+
+
+def test_time_waited_for_a_thread_is_taken_off_the_slot_wait(runner: FakeRunner) -> None:
+    client, release = busy_server(runner, queue_timeout=1.0)
+    try:
+        start = time.monotonic()
+        response = client.simulate_post(
+            "/eval",
+            json={"input": "2"},
+            extras={ARRIVED_ENVIRON_KEY: time.monotonic() - 0.8},
+        )
+        waited = time.monotonic() - start
+    finally:
+        release.set()
+    assert response.status_code == 429
+    assert waited < 0.5, f"waited {waited:.2f} s of a 1 s timeout already 0.8 s spent"
+
+
+def test_a_request_past_its_queue_time_still_gets_a_free_slot(runner: FakeRunner) -> None:
+    client = testing.TestClient(create_app(runner, ApiSettings(1, 64 * 1024, 5, queue_timeout=1.0)))
+    response = client.simulate_post(
+        "/eval", json={"input": "2"}, extras={ARRIVED_ENVIRON_KEY: time.monotonic() - 5}
+    )
+    assert response.status_code == 200
+
+
+def test_without_a_stamp_the_request_arrived_now() -> None:
+    """Gunicorn's own workers (and the original's sync config) set no stamp."""
+    assert time_since_arrival({}) == 0.0
+    assert time_since_arrival({ARRIVED_ENVIRON_KEY: "yesterday"}) == 0.0
+    assert time_since_arrival({ARRIVED_ENVIRON_KEY: time.monotonic() + 9}) == 0.0
+    assert 1.9 < time_since_arrival({ARRIVED_ENVIRON_KEY: time.monotonic() - 2}) < 3

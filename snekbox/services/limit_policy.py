@@ -1,25 +1,26 @@
-"""Per-request limits: the engine's defaults, what a request may ask for, and their slot cost."""
+"""Per-request limits: the engine's defaults, the server's maxima, and a run's slot weight."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
-import falcon
+from snekbox.limits.table import EvalLimits
+from snekbox.services.footprint import RunFootprint
+from snekbox.services.settings import LimitMaxima
 
-from snekbox.api.errors import LIMIT_TOO_HIGH_TITLE
-from snekbox.api.settings import LimitMaxima, run_memory_footprint
-from snekbox.limits.table import LIMITS, EvalLimits
+__all__ = ["LimitAboveMaximumError", "LimitPolicy"]
 
-if TYPE_CHECKING:
-    pass
 
-__all__ = ["LIMIT_UNITS", "LimitPolicy"]
+class LimitAboveMaximumError(ValueError):
+    """A request asked for more of a limit than this server allows."""
 
-# How each limit is counted, for error messages.
-LIMIT_UNITS = {limit.name: limit.unit for limit in LIMITS}
+    def __init__(self, name: str, value: int, maximum: int) -> None:
+        super().__init__(f"limits.{name} is {value}; the maximum is {maximum}")
+        self.name = name
+        self.value = value
+        self.maximum = maximum
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +29,11 @@ class LimitPolicy:
 
     defaults: EvalLimits
     maxima: LimitMaxima
+    footprint: RunFootprint
+    """Host memory a run pins, which sets how many slots a run with more memory takes."""
 
     def resolve(self, requested: Mapping[str, int] | None) -> EvalLimits | None:
-        """Turn a request's `limits` into the engine's, or raise a 400 naming a limit too high.
+        """A request's `limits` as the engine's, or `LimitAboveMaximumError` for one too high.
 
         Without `limits` the answer is None, so the engine applies its config exactly as it
         would for a client that has never heard of them.
@@ -40,12 +43,7 @@ class LimitPolicy:
         maxima = self.maxima.as_dict()
         for name, value in requested.items():
             if value > maxima[name]:
-                unit = LIMIT_UNITS[name]
-                raise falcon.HTTPBadRequest(
-                    title=LIMIT_TOO_HIGH_TITLE,
-                    description=f"limits.{name} is {value} {unit}; this server allows at most "
-                    f"{maxima[name]} {unit}.",
-                )
+                raise LimitAboveMaximumError(name, value, maxima[name])
         return EvalLimits(**requested)
 
     def slots_for(self, limits: EvalLimits | None) -> int:
@@ -59,7 +57,9 @@ class LimitPolicy:
         memory = limits.memory if limits is not None and limits.memory else default_memory
         if memory <= default_memory:
             return 1
-        return math.ceil(run_memory_footprint(memory) / run_memory_footprint(default_memory))
+        return math.ceil(
+            self.footprint.with_memory(memory) / self.footprint.with_memory(default_memory)
+        )
 
     def describe(self) -> dict[str, dict[str, int | None]]:
         """The defaults and maxima as /info reports them."""

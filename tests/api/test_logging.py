@@ -1,4 +1,4 @@
-"""Logging set-up, Gunicorn's logger class, Sentry's switch and bounded error quoting."""
+"""Log lines: the level switch, the line format, and Gunicorn's logs through snekbox's."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ import io
 import logging
 import re
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
-from snekbox.api.validation import REPR_LIMIT, bounded_repr
 from snekbox.utils import logging as snek_logging
-from snekbox.utils import sentry
 from snekbox.utils.gunicorn import GunicornLogger
 
 LINE = re.compile(
@@ -70,47 +67,3 @@ def test_gunicorn_logs_through_snekbox(captured: io.StringIO) -> None:
         ("gunicorn.error", "Booting worker"),
         ("gunicorn.access", '127.0.0.1 "POST /eval" 200 52 7ms'),
     ]
-
-
-def test_sentry_stays_off_without_a_dsn(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SNEKBOX_SENTRY_DSN", raising=False)
-    assert sentry.init_sentry("1.0.0") is False
-
-
-def test_sentry_starts_with_falcon_and_the_release(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sentry_sdk
-    from sentry_sdk.integrations.falcon import FalconIntegration
-
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(sentry_sdk, "init", lambda **kwargs: calls.append(kwargs))
-    monkeypatch.setattr(sentry, "_initialised", False)
-    monkeypatch.setenv("SNEKBOX_SENTRY_DSN", "https://key@sentry.invalid/1")
-    assert sentry.init_sentry("1.2.3") is True
-    assert calls[0]["dsn"] == "https://key@sentry.invalid/1"
-    assert calls[0]["release"] == "snekbox@1.2.3"
-    assert any(isinstance(i, FalconIntegration) for i in calls[0]["integrations"])
-
-
-@pytest.mark.parametrize(
-    "value",
-    [400, "x", {"stuff": "foo"}, [1, "a", None, True, 2.5], {"a": [{"b": "c"}]}, [], {}],
-)
-def test_bounded_repr_is_repr_for_small_values(value: object) -> None:
-    assert bounded_repr(value) == repr(value)
-
-
-@pytest.mark.parametrize(
-    "value",
-    ["x" * 10_000, ["y" * 100] * 1000, {str(i): i for i in range(10_000)}],
-)
-def test_bounded_repr_cuts_large_values(value: object) -> None:
-    text = bounded_repr(value)
-    assert len(text) < 2 * REPR_LIMIT + 50
-    assert "..." in text
-
-
-def test_bounded_repr_cuts_deep_values() -> None:
-    value: list[object] = []
-    for _ in range(5000):
-        value = [value]
-    assert bounded_repr(value).count("[") < 20

@@ -24,7 +24,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from snekbox.result import Status
+from snekbox.result import EvalResult, Status
 
 __all__ = [
     "EVALS",
@@ -37,6 +37,7 @@ __all__ = [
     "RUN_SLOTS_IN_USE",
     "RUN_SLOT_UTILIZATION",
     "STATUSES",
+    "record_eval",
     "render",
 ]
 
@@ -162,3 +163,9 @@ def render(accept: str | None) -> tuple[bytes, str]:
     families.append(slot_utilization(families))
     encoder, content_type = choose_encoder(accept or "")
     return encoder(_Snapshot(families)), content_type  # type: ignore[arg-type]
+
+
+def record_eval(result: EvalResult) -> None:
+    """Count one evaluation that ran, by how it ended, and its wall time."""
+    EVALS.labels(result.status).inc()
+    EVAL_DURATION.observe(result.duration)

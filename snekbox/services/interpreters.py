@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from snekbox.api.settings import DEFAULT_INTERPRETER_ROOT
+from snekbox.services.settings import DEFAULT_INTERPRETER_ROOT
 
 __all__ = [
     "Interpreter",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from snekbox.nsjail import EvalLimits
+from snekbox.limits.table import EvalLimits
 
 __all__ = ["HealthCheck", "HealthError", "HealthReport", "sandbox_probe"]
 
