@@ -13,7 +13,7 @@ from falcon import testing
 from snekbox.api import create_app
 from snekbox.services.settings import ApiSettings
 from snekbox.services.slots import ARRIVED_ENVIRON_KEY, time_since_arrival
-from tests.api.conftest import FakeRunner
+from tests.support.api import FakeRunner
 
 MiB = 1024**2
 

@@ -13,7 +13,7 @@ from falcon import testing
 from snekbox.api import create_app
 from snekbox.api.request import MAX_ARG_BYTES, MAX_PATH_DEPTH
 from snekbox.services.settings import ApiSettings
-from tests.api.conftest import SMALL_BODY_LIMIT, FakeRunner
+from tests.support.api import SMALL_BODY_LIMIT, FakeRunner
 
 SCHEMA_TITLE = "Request data failed validation"
 FILE_TITLE = "Request file is invalid"

@@ -11,8 +11,8 @@ from falcon import testing
 from snekbox.api import SnekAPI
 from snekbox.result import EvalResult
 from snekbox.snekio import FileAttachment
-from tests.api.conftest import FakeRunner
-from tests.openapi_doc import ORIGINAL_FIELDS, USAGE_FIELDS
+from tests.support.api import FakeRunner
+from tests.support.openapi_doc import ORIGINAL_FIELDS, USAGE_FIELDS
 
 
 def b64(data: bytes) -> str:

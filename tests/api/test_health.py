@@ -10,7 +10,7 @@ from falcon import testing
 from snekbox.limits.table import EvalLimits
 from snekbox.result import EvalResult
 from snekbox.services.health import HealthCheck, HealthError, sandbox_probe
-from tests.api.conftest import FakeRunner
+from tests.support.api import FakeRunner
 
 
 class Clock:

@@ -7,7 +7,7 @@ import logging
 import pytest
 from falcon import testing
 
-from tests.api.conftest import FakeRunner
+from tests.support.api import FakeRunner
 
 
 def assert_json_error(response: testing.Result, status: int) -> dict[str, str]:

@@ -19,7 +19,7 @@ from snekbox.services.interpreters import (
     read_packages,
 )
 from snekbox.services.settings import ApiSettings, LimitMaxima
-from tests.api.conftest import FakeRunner
+from tests.support.api import FakeRunner
 
 MiB = 1024**2
 

@@ -10,7 +10,7 @@ from snekbox.limits.table import EvalLimits
 from snekbox.services.engine_facts import EngineFacts
 from snekbox.services.limit_policy import LimitPolicy
 from snekbox.services.settings import ApiSettings, LimitMaxima
-from tests.api.conftest import FakeRunner
+from tests.support.api import FakeRunner
 
 MiB = 1024**2
 

@@ -14,7 +14,7 @@ from snekbox.api import create_app
 from snekbox.result import EvalResult
 from snekbox.services import metrics
 from snekbox.services.settings import ApiSettings
-from tests.api.conftest import FakeRunner
+from tests.support.api import FakeRunner
 
 
 def sample(name: str, **labels: str) -> float:

@@ -15,8 +15,8 @@ from snekbox.api.resources.openapi import openapi_bytes
 from snekbox.result import EvalResult
 from snekbox.snekio import FileAttachment
 from snekbox.snekio.collect import SkippedFile
-from tests.api.conftest import FakeRunner
-from tests.openapi_doc import DOCUMENT, check_response, validator_for
+from tests.support.api import FakeRunner
+from tests.support.openapi_doc import DOCUMENT, check_response, validator_for
 
 # Keywords that describe without constraining: the document may add them for readers.
 ANNOTATIONS = {"description", "title", "examples", "example", "contentEncoding", "$comment"}

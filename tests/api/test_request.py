@@ -11,7 +11,7 @@ from snekbox.services.engine_facts import EngineFacts
 from snekbox.services.limit_policy import LimitPolicy
 from snekbox.services.settings import LimitMaxima
 from snekbox.snekio import FileAttachment
-from tests.api.conftest import FakeRunner
+from tests.support.api import FakeRunner
 
 ENGINE = EngineFacts.of(FakeRunner())
 PARSER = RequestParser(

@@ -10,7 +10,7 @@ from snekbox.services.footprint import (
     default_max_concurrent_runs,
 )
 from snekbox.services.settings import ApiSettings, default_max_body_size
-from tests.api.conftest import NSJAIL_CONFIG
+from tests.support.api import NSJAIL_CONFIG
 
 MiB = 1024**2
 FOOTPRINT = RunFootprint.of(NSJAIL_CONFIG, 48 * MiB)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from snekbox.services.slots import NoSlotAvailableError, RunSlots
-from tests.api.conftest import start_slot_holder
+from tests.support.api import start_slot_holder
 
 
 def peak_concurrency(slots: RunSlots, threads: int, hold: float = 0.05) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 from snekbox.jail_config import read_config
 from snekbox.limits import cgroup
 from snekbox.snekio import filesystem
-from tests.integration.conftest import REPO
+from tests.support.server import REPO
 
 MiB = 1024 * 1024
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Server, free_port, running_server
 from tests.integration.private_host import (
     MiB,
     PrivateHost,
@@ -30,6 +29,7 @@ from tests.integration.private_host import (
     private_host,
     wait_for,
 )
+from tests.support.server import Server, free_port, running_server
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from snekbox.api.resources.openapi import openapi_bytes
-from tests.integration.conftest import REPO, Server, running_server
-from tests.openapi_doc import check_response
+from tests.support.openapi_doc import check_response
+from tests.support.server import REPO, Server, running_server
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Server
-from tests.openapi_doc import ORIGINAL_FIELDS
+from tests.support.openapi_doc import ORIGINAL_FIELDS
+from tests.support.server import Server
 
 pytestmark = pytest.mark.integration
 

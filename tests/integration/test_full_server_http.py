@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import Response, Server, running_server
-from tests.openapi_doc import ORIGINAL_FIELDS, check_response
+from tests.support.openapi_doc import ORIGINAL_FIELDS, check_response
+from tests.support.server import Response, Server, metric_values, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -54,19 +53,6 @@ def timed_post(server: Server, body: dict, delay: float = 0.0) -> tuple[Response
     start = time.monotonic()
     response = server.post_eval(body)
     return response, time.monotonic() - start
-
-
-def metric_values(server: Server) -> dict[str, float]:
-    """Scrape /metrics: sample name with labels -> value."""
-    response = server.request("GET", "/metrics")
-    assert response.status == 200
-    assert response.headers["Content-Type"].startswith("text/plain")
-    values = {}
-    for family in text_string_to_metric_families(response.body.decode()):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return values
 
 
 def delta(after: dict[str, float], before: dict[str, float], name: str) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Response, Server, running_server
+from tests.support.server import Response, Server, running_server
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Server, running_server
+from tests.support.server import Server, running_server
 
 ORIGINAL = Path(__file__).parent / "original_config"
 

@@ -23,17 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import (
+from tests.integration.private_host import PrivateHost, private_host, wait_for
+from tests.support.server import (
     REPO,
-    START_TIMEOUT,
     Response,
     Server,
     free_port,
+    metric_values,
     running_server,
+    wait_until_answers,
 )
-from tests.integration.private_host import PrivateHost, private_host, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -58,18 +58,6 @@ CLEANUP_DEADLINE = 20.0
 
 def sleeper(seconds: float, tag: str = "done") -> dict[str, str]:
     return {"input": f"import time; time.sleep({seconds}); print({tag!r})"}
-
-
-def metric_values(server: Server) -> dict[str, float]:
-    """Scrape a node's /metrics: sample name with labels -> value."""
-    response = server.request("GET", "/metrics")
-    assert response.status == 200, response.body
-    values = {}
-    for family in text_string_to_metric_families(response.body.decode()):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return values
 
 
 OK_RUNS = "snekbox_evals_total{status=ok}"
@@ -169,17 +157,7 @@ def render_front_config(listen: str, nodes: list[Node], output: Path) -> None:
 
 
 def wait_until_front_serves(front: Server, log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if front.process.poll() is not None:
-            pytest.fail(f"nginx exited with {front.process.returncode}:\n{log_path.read_text()}")
-        try:
-            if front.request("GET", "/info", timeout=5).status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"nginx did not answer within {START_TIMEOUT} s:\n{log_path.read_text()}")
+    wait_until_answers(front, "/info", 200, "nginx", log_path.read_text)
 
 
 def stop_nginx(process: subprocess.Popen[bytes]) -> None:

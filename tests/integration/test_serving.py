@@ -14,14 +14,14 @@ import pytest
 from gunicorn.util import import_app
 
 from snekbox import SnekAPI
-from tests.integration.conftest import (
+from tests.support.openapi_doc import ORIGINAL_FIELDS
+from tests.support.server import (
     BODY_TIMEOUT,
     CONCURRENT_RUNS,
     Server,
     require_provisioned_root,
     running_server,
 )
-from tests.openapi_doc import ORIGINAL_FIELDS
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import Server
-from tests.openapi_doc import ORIGINAL_FIELDS, USAGE_FIELDS, check_response
+from tests.support.openapi_doc import ORIGINAL_FIELDS, USAGE_FIELDS, check_response
+from tests.support.server import Server
 
 pytestmark = pytest.mark.integration
 
