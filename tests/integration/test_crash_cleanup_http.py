@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.private_host import (
+from tests.support.private_host import (
     MiB,
     PrivateHost,
     children,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.private_host import PrivateHost, private_host, wait_for
+from tests.support.private_host import PrivateHost, private_host, wait_for
 from tests.support.server import (
     REPO,
     Response,
