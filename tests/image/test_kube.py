@@ -1,0 +1,86 @@
+"""deployment.yaml, played with `podman kube play`: the init container installs the eval
+packages into the pod's emptyDir, then the snekbox container serves with them.
+
+Two things are added to the played copy, both about this network rather than the manifest:
+the host's CA bundle for the init container's pip (a TLS proxy stands between it and PyPI),
+and nothing else. podman runs one replica of a Deployment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.image import engine
+
+POD = "snekbox-pod"  # podman names a Deployment's pod <name>-pod
+
+
+def manifest_for_this_network(path: Path) -> list[dict[str, Any]]:
+    documents = list(yaml.safe_load_all((engine.REPO / "deployment.yaml").read_text()))
+    (deployment,) = (doc for doc in documents if doc["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    pod["volumes"].append(
+        {"name": "host-ca", "hostPath": {"path": str(engine.HOST_CA_BUNDLE), "type": "File"}}
+    )
+    for init in pod["initContainers"]:
+        init.setdefault("volumeMounts", []).append(
+            {"name": "host-ca", "mountPath": engine.BUILD_CA_PATH, "readOnly": True}
+        )
+        init.setdefault("env", []).append({"name": "PIP_CERT", "value": engine.BUILD_CA_PATH})
+    path.write_text(yaml.safe_dump_all(documents))
+    return documents
+
+
+@pytest.fixture(scope="module")
+def pod_address(
+    production_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, int]]:
+    played = tmp_path_factory.mktemp("kube") / "deployment.yaml"
+    manifest_for_this_network(played)
+    volumes_before = set(engine.podman("volume", "ls", "--format", "{{.Name}}").stdout.split())
+    try:
+        engine.podman("kube", "play", str(played), timeout=1800)
+        inspect = json.loads(engine.podman("inspect", f"{POD}-snekbox").stdout)[0]
+        (network,) = inspect["NetworkSettings"]["Networks"].values()
+        address = (network["IPAddress"], 8060)
+        engine.wait_until_healthy(
+            address, lambda: engine.podman("pod", "logs", POD, check=False).stdout[-8000:]
+        )
+        yield address
+    finally:
+        engine.podman("kube", "down", str(played), check=False, timeout=180)
+        engine.podman("pod", "rm", "--force", "--ignore", POD)
+        after = set(engine.podman("volume", "ls", "--format", "{{.Name}}").stdout.split())
+        for volume in after - volumes_before:  # the pod's emptyDir
+            engine.podman("volume", "rm", "--force", volume)
+
+
+def test_pod_serves_numpy_installed_by_the_init_container(pod_address: tuple[str, int]) -> None:
+    job = engine.eval_job("import numpy\nprint(numpy.arange(10).sum())")
+    answer = engine.request(pod_address, "POST", "/eval", job)
+    assert answer.status == 200
+    assert answer.json == {"stdout": "45\n", "returncode": 0, "files": []}
+
+
+def test_pod_eval_packages_include_the_free_threaded_interpreter(
+    pod_address: tuple[str, int],
+) -> None:
+    job = engine.eval_job("import numpy, sys\nprint(sys._is_gil_enabled())", interpreter="3.13t")
+    answer = engine.request(pod_address, "POST", "/eval", job)
+    assert answer.json == {"stdout": "False\n", "returncode": 0, "files": []}
+
+
+def test_pod_probes_answer(pod_address: tuple[str, int]) -> None:
+    documents = list(yaml.safe_load_all((engine.REPO / "deployment.yaml").read_text()))
+    (deployment,) = (doc for doc in documents if doc["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        path = container[probe]["httpGet"]["path"]
+        answer = engine.request(pod_address, "GET", path)
+        assert answer.status == 200, (probe, path, answer.body)
