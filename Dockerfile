@@ -192,6 +192,8 @@ FROM venv AS snekbox
 
 COPY pyproject.toml README.md LICENSE ./
 COPY snekbox/ snekbox/
+# pip fetches the build backend (setuptools) for this install: the same CA choice as above.
+ARG PIP_CERT=""
 # The source tree stays only as the working directory; drop what the build left in it.
 RUN pip install --no-deps . && rm -rf build snekbox.egg-info
 

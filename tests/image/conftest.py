@@ -58,20 +58,17 @@ def host() -> dict[str, str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind(host: dict[str, str]) -> Iterator[None]:
-    """After the session: none of our containers, pods or volumes, and no dangling image."""
+    """After the session: no container, pod or volume of snekbox's, and no dangling image."""
     yield
-    for kind in ("container", "pod", "volume"):
-        listing = engine.podman(
-            kind,
-            "ls",
-            "--all" if kind == "container" else "--noheading",
-            "--format",
-            "{{.Name}}" if kind != "container" else "{{.Names}}",
-        )
-        names = [name for name in listing.stdout.split() if name.startswith(engine.NAME_PREFIX)]
-        assert not names, f"left behind: {kind}s {names}"
-    volumes = engine.podman("volume", "ls", "--format", "{{.Name}}").stdout.split()
-    assert "snekbox_user_base" not in volumes, "compose's volume was left behind"
+    engine.prune_dangling_images()
+    listings = {
+        "containers": engine.podman("ps", "--all", "--format", "{{.Names}}"),
+        "pods": engine.podman("pod", "ps", "--format", "{{.Name}}"),
+        "volumes": engine.podman("volume", "ls", "--format", "{{.Name}}"),
+    }
+    for kind, listing in listings.items():
+        left = [name for name in listing.stdout.split() if name.startswith("snekbox")]
+        assert not left, f"{kind} left behind: {left}"
     dangling = engine.podman("images", "--filter", "dangling=true", "--format", "{{.ID}}")
     assert not dangling.stdout.split(), f"dangling images left: {dangling.stdout}"
 
@@ -112,6 +109,7 @@ def eval_packages_volume(production_image: str) -> Iterator[str]:
             "--eval-deps",
             "requirements/eval-deps.pip",
             "--only-eval-deps",
+            *engine.EVAL_PACKAGE_INTERPRETERS,
             timeout=1800,
         )
         yield name

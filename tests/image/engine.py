@@ -12,6 +12,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import time
@@ -25,9 +26,13 @@ CACHE = Path(os.environ.get("SNEKBOX_IMAGE_CACHE", "/var/cache/snekbox/image"))
 NAME_PREFIX = "snekbox-image-test"
 PRODUCTION_TAG = "localhost/snekbox:latest"  # deployment.yaml's image: snekbox:latest
 DEV_TAG = "localhost/snekbox:dev"  # docker-compose.yml's image: snekbox:dev
+STAGE_TAG = "localhost/snekbox-stage"  # keeps each build stage's cache from being dangling
 # No 3.14 source is reachable here: 3.13 and a free-threaded 3.13 stand in for the four builds.
 INTERPRETERS = ("3.13", "3.13t")
 DEFAULT_INTERPRETER = "3.13"
+# requirements/eval-deps.pip pins a numpy with cp314t wheels but none for cp313t, so where the
+# tests install eval packages they name the interpreters that have wheels.
+EVAL_PACKAGE_INTERPRETERS = ("3.13",)
 # The host's CA bundle, for pip behind this network's TLS proxy (see the Dockerfile's PIP_CERT).
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 BUILD_CA_PATH = "/run/build-ca.crt"
@@ -87,9 +92,14 @@ class Build:
 
 
 def build_image(host: dict[str, str], tag: str, *, dev: bool, log_dir: Path) -> Build:
-    """Build the `snekbox` target as the README says, with this host's offline sources."""
+    """Build the `snekbox` target as the README says, with this host's offline sources.
+
+    The DEV image installs the eval packages for every interpreter at build time, and the
+    3.13t stand-in has no wheels for the pinned numpy (its cp314t wheels are what 3.14t
+    gets), so the DEV image has 3.13 alone.
+    """
     build_args = {
-        "PYTHON_BUILDS": " ".join(INTERPRETERS),
+        "PYTHON_BUILDS": DEFAULT_INTERPRETER if dev else " ".join(INTERPRETERS),
         "PYTHON_DEFAULT": DEFAULT_INTERPRETER,
         "PYTHON_OPTIMIZE": "",  # PGO + LTO would triple a CI build's time.
         "PYTHON_3_13_VERSION": host["PYTHON_3_13_VERSION"],
@@ -103,13 +113,36 @@ def build_image(host: dict[str, str], tag: str, *, dev: bool, log_dir: Path) -> 
         args += ["--build-arg", f"{name}={value}"]
     args += ["-v", f"{host['SOURCE_DIR']}:{SOURCES_MOUNT}:ro"]
     args += ["-v", f"{HOST_CA_BUNDLE}:{BUILD_CA_PATH}:ro"]
-    log_path = log_dir / f"build-{tag.rsplit(':', 1)[-1]}.log"
+    variant = tag.rsplit(":", 1)[-1]
+    log_path = log_dir / f"build-{variant}.log"
     log_path.write_text("")
     started = time.monotonic()
     podman(*args, str(REPO), timeout=3600, log_path=log_path)
     build = Build(tag, time.monotonic() - started, log_path)
     log.info("built %s in %.0f s (log: %s)", tag, build.seconds, log_path)
+    # A stage's last layer is nobody's parent: untagged, it would be a dangling image, and
+    # pruning it would throw away the cached CPython builds. Tagged, it stays until replaced.
+    for stage in dockerfile_stages()[:-1]:
+        stage_args = [
+            *args[: args.index("--target") + 1],
+            stage,
+            "--tag",
+            f"{STAGE_TAG}:{variant}-{stage}",
+        ]
+        stage_args += args[args.index("--tag") + 2 :]
+        podman(*stage_args, str(REPO), timeout=600, log_path=log_path)
     return build
+
+
+def dockerfile_stages() -> list[str]:
+    """The Dockerfile's stage names, in order (the last is the image)."""
+    text = (REPO / "Dockerfile").read_text()
+    return re.findall(r"^FROM \S+ AS (\S+)$", text, re.MULTILINE)
+
+
+def prune_dangling_images() -> None:
+    """Remove untagged leaves (stage images a changed Dockerfile or tag replaced)."""
+    podman("image", "prune", "--force")
 
 
 def free_port() -> int:
@@ -173,6 +206,11 @@ def eval_job(code: str, interpreter: str = DEFAULT_INTERPRETER) -> dict[str, Any
         "files": [{"path": "main.py", "content": base64.b64encode(code.encode()).decode()}],
         "executable_path": f"/snekbin/python/{interpreter}/bin/python",
     }
+
+
+def bot_view(result: dict[str, Any]) -> dict[str, Any]:
+    """The keys the bot reads; it ignores the rest (status, duration, ...)."""
+    return {key: result[key] for key in ("stdout", "returncode", "files")}
 
 
 @dataclass
