@@ -166,25 +166,31 @@ RUN "/snekbin/python/$PYTHON_DEFAULT/bin/python" -m venv /venv \
 
 # The same provisioning step as `make setup` on a native host. The interpreters are already
 # prefix builds under /snekbin, so `--interpreters none` copies nothing: it links
-# /snekbin/python/default, creates /memfs and user_base, verifies every interpreter as the
-# sandbox user and checks NsJail. snekbox is not installed yet, so it leaves cgroups to the
+# /snekbin/python/default, creates /memfs and an empty user_base, verifies every interpreter as
+# the sandbox user and checks NsJail. snekbox is not installed yet, so it leaves cgroups to the
 # server, which prepares them when it starts (a build has none to prepare).
-# The eval packages go into user_base when DEV=1 or EVAL_DEPS=1; Kubernetes installs them with
-# an init container instead (deployment.yaml).
+# With DEV=1 or EVAL_DEPS=1 the eval packages then go into user_base with the command
+# Kubernetes' init container runs (deployment.yaml), for every interpreter or for those named
+# in EVAL_DEPS_INTERPRETERS (each needs wheels for all of requirements/eval-deps.pip).
 COPY scripts/provision.py scripts/
 ARG EVAL_DEPS=0
-RUN set -- --skip-eval-deps \
-    && if [ "$DEV" = 1 ] || [ "$EVAL_DEPS" = 1 ]; then \
-        set -- --eval-deps requirements/eval-deps.pip; \
-    fi \
-    && python scripts/provision.py \
+ARG EVAL_DEPS_INTERPRETERS=""
+# hadolint ignore=SC2086
+RUN python scripts/provision.py \
         --snekbin /snekbin \
         --user-base /snekbox/user_base \
         --memfs-root /memfs \
         --interpreters none \
         --default "$PYTHON_DEFAULT" \
         --venv-python /venv/bin/python \
-        "$@"
+        --skip-eval-deps \
+    && if [ "$DEV" = 1 ] || [ "$EVAL_DEPS" = 1 ]; then \
+        python scripts/provision.py \
+            --snekbin /snekbin \
+            --user-base /snekbox/user_base \
+            --eval-deps requirements/eval-deps.pip \
+            --only-eval-deps $EVAL_DEPS_INTERPRETERS; \
+    fi
 
 # ---------------------------------------------------------------------------------------------
 # snekbox itself. Config comes last: editing it rebuilds only the final layer.

@@ -92,14 +92,9 @@ class Build:
 
 
 def build_image(host: dict[str, str], tag: str, *, dev: bool, log_dir: Path) -> Build:
-    """Build the `snekbox` target as the README says, with this host's offline sources.
-
-    The DEV image installs the eval packages for every interpreter at build time, and the
-    3.13t stand-in has no wheels for the pinned numpy (its cp314t wheels are what 3.14t
-    gets), so the DEV image has 3.13 alone.
-    """
+    """Build the `snekbox` target as the README says, with this host's offline sources."""
     build_args = {
-        "PYTHON_BUILDS": DEFAULT_INTERPRETER if dev else " ".join(INTERPRETERS),
+        "PYTHON_BUILDS": " ".join(INTERPRETERS),
         "PYTHON_DEFAULT": DEFAULT_INTERPRETER,
         "PYTHON_OPTIMIZE": "",  # PGO + LTO would triple a CI build's time.
         "PYTHON_3_13_VERSION": host["PYTHON_3_13_VERSION"],
@@ -107,6 +102,7 @@ def build_image(host: dict[str, str], tag: str, *, dev: bool, log_dir: Path) -> 
         "PYTHON_3_13_URL": f"file://{SOURCES_MOUNT}/Python-{host['PYTHON_3_13_VERSION']}.tar.xz",
         "PIP_CERT": BUILD_CA_PATH,
         "DEV": "1" if dev else "0",
+        "EVAL_DEPS_INTERPRETERS": " ".join(EVAL_PACKAGE_INTERPRETERS),
     }
     args = ["build", "--layers", "--target", "snekbox", "--tag", tag]
     for name, value in build_args.items():
