@@ -22,10 +22,15 @@ ARG PYTHON_3_13_URL=""
 ARG PYTHON_3_14_VERSION=3.14.8
 ARG PYTHON_3_14_SHA256=c2215904f02b175596dc49351585104f4bc20341e1c47378b26a2c274360ce73
 ARG PYTHON_3_14_URL=""
-# The interpreters to build, by their name under /snekbin/python. A stage not named here makes
-# nothing, so a builder without some source (or without time for four compilations) can
-# leave it out. 3.13t (free-threaded 3.13) is available but not built by default.
-ARG PYTHON_BUILDS="3.13 3.14 3.14t 3.14j"
+# The interpreters to build: one switch per stage (1 or 0), so leaving one out never invalidates
+# another's cached build. A stage switched off makes only an empty /snekbin/python, for a
+# builder without some source or without time for every compilation. 3.13t (free-threaded
+# 3.13) is available but off by default.
+ARG WITH_PYTHON_3_13=1
+ARG WITH_PYTHON_3_13T=0
+ARG WITH_PYTHON_3_14=1
+ARG WITH_PYTHON_3_14T=1
+ARG WITH_PYTHON_3_14J=1
 # The interpreter /snekbin/python/default points at, which also runs the server.
 ARG PYTHON_DEFAULT=3.14
 # PGO + LTO make sandboxed code faster but each build slower; pass "" for a quick local image.
@@ -93,51 +98,58 @@ RUN apt-get update \
 
 COPY scripts/build_python.sh /usr/local/bin/build_python.sh
 
-# One stage per interpreter, each cached on its own. build_python.sh reads PYTHON_BUILDS (and
-# makes only an empty /snekbin/python for a name not in it) and PYTHON_OPTIMIZE; the directory
-# name under /snekbin/python is what clients put in executable_path.
+# One stage per interpreter, each cached on its own. build_python.sh reads PYTHON_OPTIMIZE; the
+# directory name under /snekbin/python is what clients put in executable_path.
 FROM builder-py-base AS builder-py-3.13
-ARG PYTHON_3_13_VERSION PYTHON_3_13_SHA256 PYTHON_3_13_URL PYTHON_BUILDS PYTHON_OPTIMIZE
-RUN PYTHON_SOURCE_URL=$PYTHON_3_13_URL \
-    build_python.sh "$PYTHON_3_13_VERSION" "$PYTHON_3_13_SHA256" /snekbin/python/3.13
+ARG PYTHON_3_13_VERSION PYTHON_3_13_SHA256 PYTHON_3_13_URL PYTHON_OPTIMIZE WITH_PYTHON_3_13
+RUN if [ "$WITH_PYTHON_3_13" = 1 ]; then \
+        PYTHON_SOURCE_URL=$PYTHON_3_13_URL \
+        build_python.sh "$PYTHON_3_13_VERSION" "$PYTHON_3_13_SHA256" /snekbin/python/3.13; \
+    else mkdir -p /snekbin/python; fi
 
 # Free-threaded 3.13 (no GIL); build_python.sh checks sys._is_gil_enabled() is False.
 FROM builder-py-base AS builder-py-3.13t
-ARG PYTHON_3_13_VERSION PYTHON_3_13_SHA256 PYTHON_3_13_URL PYTHON_BUILDS PYTHON_OPTIMIZE
-RUN PYTHON_SOURCE_URL=$PYTHON_3_13_URL \
-    build_python.sh "$PYTHON_3_13_VERSION" "$PYTHON_3_13_SHA256" /snekbin/python/3.13t \
-        --disable-gil
+ARG PYTHON_3_13_VERSION PYTHON_3_13_SHA256 PYTHON_3_13_URL PYTHON_OPTIMIZE WITH_PYTHON_3_13T
+RUN if [ "$WITH_PYTHON_3_13T" = 1 ]; then \
+        PYTHON_SOURCE_URL=$PYTHON_3_13_URL \
+        build_python.sh "$PYTHON_3_13_VERSION" "$PYTHON_3_13_SHA256" /snekbin/python/3.13t \
+            --disable-gil; \
+    else mkdir -p /snekbin/python; fi
 
 FROM builder-py-base AS builder-py-3.14
-ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_3_14_URL PYTHON_BUILDS PYTHON_OPTIMIZE
-RUN PYTHON_SOURCE_URL=$PYTHON_3_14_URL \
-    build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14
+ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_3_14_URL PYTHON_OPTIMIZE WITH_PYTHON_3_14
+RUN if [ "$WITH_PYTHON_3_14" = 1 ]; then \
+        PYTHON_SOURCE_URL=$PYTHON_3_14_URL \
+        build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14; \
+    else mkdir -p /snekbin/python; fi
 
 FROM builder-py-base AS builder-py-3.14t
-ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_3_14_URL PYTHON_BUILDS PYTHON_OPTIMIZE
-RUN PYTHON_SOURCE_URL=$PYTHON_3_14_URL \
-    build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14t \
-        --disable-gil
+ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_3_14_URL PYTHON_OPTIMIZE WITH_PYTHON_3_14T
+RUN if [ "$WITH_PYTHON_3_14T" = 1 ]; then \
+        PYTHON_SOURCE_URL=$PYTHON_3_14_URL \
+        build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14t \
+            --disable-gil; \
+    else mkdir -p /snekbin/python; fi
 
 # Experimental JIT, on by default in this build (PYTHON_JIT=0 turns it off per run). CPython
 # 3.14 generates its JIT stencils with LLVM 19 and a Python >= 3.11 on the build host.
 FROM builder-py-base AS builder-py-3.14j
-ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_3_14_URL PYTHON_BUILDS PYTHON_OPTIMIZE
+ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_3_14_URL PYTHON_OPTIMIZE WITH_PYTHON_3_14J
 # hadolint ignore=DL3008
-RUN case " $PYTHON_BUILDS " in \
-        *" 3.14j "*) apt-get update \
-            && apt-get install --yes --no-install-recommends clang-19 llvm-19 python3 \
-            && rm -rf /var/lib/apt/lists/* ;; \
-    esac \
-    && PYTHON_SOURCE_URL=$PYTHON_3_14_URL \
-    build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14j \
-        --enable-experimental-jit
+RUN if [ "$WITH_PYTHON_3_14J" = 1 ]; then \
+        apt-get update \
+        && apt-get install --yes --no-install-recommends clang-19 llvm-19 python3 \
+        && rm -rf /var/lib/apt/lists/* \
+        && PYTHON_SOURCE_URL=$PYTHON_3_14_URL \
+        build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14j \
+            --enable-experimental-jit; \
+    else mkdir -p /snekbin/python; fi
 
 # ---------------------------------------------------------------------------------------------
 # The interpreters, the server's virtual environment and the provisioned host layout.
 FROM base AS venv
 
-# Each stage's /snekbin/python holds its interpreter, or nothing when it was not built.
+# Each stage's /snekbin/python holds its interpreter, or nothing when it was switched off.
 COPY --from=builder-py-3.13 /snekbin/python/ /snekbin/python/
 COPY --from=builder-py-3.13t /snekbin/python/ /snekbin/python/
 COPY --from=builder-py-3.14 /snekbin/python/ /snekbin/python/
@@ -170,12 +182,9 @@ RUN "/snekbin/python/$PYTHON_DEFAULT/bin/python" -m venv /venv \
 # the sandbox user and checks NsJail. snekbox is not installed yet, so it leaves cgroups to the
 # server, which prepares them when it starts (a build has none to prepare).
 # With DEV=1 or EVAL_DEPS=1 the eval packages then go into user_base with the command
-# Kubernetes' init container runs (deployment.yaml), for every interpreter or for those named
-# in EVAL_DEPS_INTERPRETERS (each needs wheels for all of requirements/eval-deps.pip).
+# Kubernetes' init container runs (deployment.yaml), for every interpreter.
 COPY scripts/provision.py scripts/
 ARG EVAL_DEPS=0
-ARG EVAL_DEPS_INTERPRETERS=""
-# hadolint ignore=SC2086
 RUN python scripts/provision.py \
         --snekbin /snekbin \
         --user-base /snekbox/user_base \
@@ -189,7 +198,7 @@ RUN python scripts/provision.py \
             --snekbin /snekbin \
             --user-base /snekbox/user_base \
             --eval-deps requirements/eval-deps.pip \
-            --only-eval-deps $EVAL_DEPS_INTERPRETERS; \
+            --only-eval-deps; \
     fi
 
 # ---------------------------------------------------------------------------------------------

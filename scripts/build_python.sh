@@ -12,9 +12,6 @@
 #   PYTHON_SOURCE_TARBALL  build from this local tarball instead of downloading it
 #   PYTHON_SOURCE_URL      download the tarball from this URL instead of python.org (a mirror, or
 #                          file:///path); the checksum is verified all the same either way
-#   PYTHON_BUILDS          if set, the names (under the prefix's parent) to build, space-separated:
-#                          for a PREFIX whose name is not among them only its parent directory is
-#                          made (the Dockerfile's stages leave interpreters out this way)
 #   PYTHON_OPTIMIZE        configure options for speed; default "--enable-optimizations --with-lto"
 #                          (set it empty for a quick, slower-running development build)
 #   JOBS                   parallel make jobs; default: the number of CPUs
@@ -34,11 +31,6 @@ shift 3
 [[ $version =~ ^3\.[0-9]+\.[0-9]+([a-z]+[0-9]+)?$ ]] || die "'$version' is not a CPython version such as 3.14.8."
 [[ $sha256 =~ ^[0-9a-f]{64}$ ]] || die "'$sha256' is not a SHA-256 hex digest."
 [[ $prefix == /* ]] || die "the prefix '$prefix' must be an absolute path."
-if [[ -v PYTHON_BUILDS ]] && [[ " $PYTHON_BUILDS " != *" ${prefix##*/} "* ]]; then
-    mkdir -p "${prefix%/*}"
-    echo "build_python.sh: not building ${prefix##*/}: it is not in PYTHON_BUILDS ($PYTHON_BUILDS)" >&2
-    exit 0
-fi
 if [[ -e $prefix/bin/python ]]; then
     die "$prefix already holds an interpreter; remove it first to rebuild."
 fi

@@ -94,7 +94,13 @@ class Build:
 def build_image(host: dict[str, str], tag: str, *, dev: bool, log_dir: Path) -> Build:
     """Build the `snekbox` target as the README says, with this host's offline sources."""
     build_args = {
-        "PYTHON_BUILDS": " ".join(INTERPRETERS),
+        "WITH_PYTHON_3_13": "1",
+        # The DEV image installs the eval packages for every interpreter it has, and 3.13t has
+        # no wheels for the pinned numpy.
+        "WITH_PYTHON_3_13T": "0" if dev else "1",
+        "WITH_PYTHON_3_14": "0",
+        "WITH_PYTHON_3_14T": "0",
+        "WITH_PYTHON_3_14J": "0",
         "PYTHON_DEFAULT": DEFAULT_INTERPRETER,
         "PYTHON_OPTIMIZE": "",  # PGO + LTO would triple a CI build's time.
         "PYTHON_3_13_VERSION": host["PYTHON_3_13_VERSION"],
@@ -102,7 +108,6 @@ def build_image(host: dict[str, str], tag: str, *, dev: bool, log_dir: Path) -> 
         "PYTHON_3_13_URL": f"file://{SOURCES_MOUNT}/Python-{host['PYTHON_3_13_VERSION']}.tar.xz",
         "PIP_CERT": BUILD_CA_PATH,
         "DEV": "1" if dev else "0",
-        "EVAL_DEPS_INTERPRETERS": " ".join(EVAL_PACKAGE_INTERPRETERS),
     }
     args = ["build", "--layers", "--target", "snekbox", "--tag", tag]
     for name, value in build_args.items():

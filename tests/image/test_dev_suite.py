@@ -21,6 +21,7 @@ def run_pytest_in(image: str, *pytest_args: str) -> tuple[int, str]:
         f"{engine.REPO / 'scripts'}:/snekbox/scripts:ro",
         "-e",
         "PYTHONDONTWRITEBYTECODE=1",
+        *engine.pip_ca_run_args(),
         "--entrypoint",
         "python",
         image,

@@ -2,9 +2,9 @@
 packages into the pod's emptyDir, then the snekbox container serves with them.
 
 The played copy differs in what this machine needs, not in what the manifest says: the
-host's CA bundle for the init container's pip (a TLS proxy stands between it and PyPI), and
-the eval packages for the interpreters that have wheels for them (not the 3.13t stand-in).
-podman runs one replica of a Deployment.
+host's CA bundle for the init container's pip (a TLS proxy stands between it and PyPI), the
+eval packages only for the interpreters that have wheels for them (not the 3.13t stand-in),
+and a restart policy podman 4.3 can run init containers under. podman runs one replica.
 """
 
 from __future__ import annotations
@@ -19,13 +19,21 @@ import yaml
 
 from tests.image import engine
 
-POD = "snekbox-pod"  # podman names a Deployment's pod <name>-pod
+POD_PREFIX = "snekbox-pod"  # podman names a Deployment's pod <name>-pod (4.3: <name>-pod-0)
+
+
+def pods() -> list[str]:
+    listing = engine.podman("pod", "ps", "--format", "{{.Name}}")
+    return [name for name in listing.stdout.split() if name.startswith(POD_PREFIX)]
 
 
 def manifest_for_this_network(path: Path) -> list[dict[str, Any]]:
     documents = list(yaml.safe_load_all((engine.REPO / "deployment.yaml").read_text()))
     (deployment,) = (doc for doc in documents if doc["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
+    # podman 4.3 gives init containers the pod's restart policy, so under Always (what a
+    # Deployment must have) the init container restarts forever and the pod never starts.
+    pod["restartPolicy"] = "OnFailure"
     pod["volumes"].append(
         {"name": "host-ca", "hostPath": {"path": str(engine.HOST_CA_BUNDLE), "type": "File"}}
     )
@@ -49,16 +57,18 @@ def pod_address(
     volumes_before = set(engine.podman("volume", "ls", "--format", "{{.Name}}").stdout.split())
     try:
         engine.podman("kube", "play", str(played), timeout=1800)
-        inspect = json.loads(engine.podman("inspect", f"{POD}-snekbox").stdout)[0]
+        (pod,) = pods()
+        inspect = json.loads(engine.podman("inspect", f"{pod}-snekbox").stdout)[0]
         (network,) = inspect["NetworkSettings"]["Networks"].values()
         address = (network["IPAddress"], 8060)
         engine.wait_until_healthy(
-            address, lambda: engine.podman("pod", "logs", POD, check=False).stdout[-8000:]
+            address, lambda: engine.podman("pod", "logs", pod, check=False).stdout[-8000:]
         )
         yield address
     finally:
         engine.podman("kube", "down", str(played), check=False, timeout=180)
-        engine.podman("pod", "rm", "--force", "--ignore", POD)
+        for pod in pods():
+            engine.podman("pod", "rm", "--force", "--ignore", pod)
         after = set(engine.podman("volume", "ls", "--format", "{{.Name}}").stdout.split())
         for volume in after - volumes_before:  # the pod's emptyDir
             engine.podman("volume", "rm", "--force", volume)
