@@ -69,6 +69,9 @@ def nothing_left_behind(host: dict[str, str]) -> Iterator[None]:
     for kind, listing in listings.items():
         left = [name for name in listing.stdout.split() if name.startswith("snekbox")]
         assert not left, f"{kind} left behind: {left}"
+    # Build containers have no name of ours; any left here pins an image (a build was killed).
+    builders = engine.podman("ps", "--all", "--external", "--format", "{{.Names}}").stdout.split()
+    assert not builders, f"build containers left behind (buildah rm them): {builders}"
     dangling = engine.podman("images", "--filter", "dangling=true", "--format", "{{.ID}}")
     assert not dangling.stdout.split(), f"dangling images left: {dangling.stdout}"
 

@@ -109,7 +109,8 @@ def build_image(host: dict[str, str], tag: str, *, dev: bool, log_dir: Path) -> 
         "PIP_CERT": BUILD_CA_PATH,
         "DEV": "1" if dev else "0",
     }
-    args = ["build", "--layers", "--target", "snekbox", "--tag", tag]
+    # --force-rm: a failed step leaves no build container (which would pin its image).
+    args = ["build", "--layers", "--force-rm", "--target", "snekbox", "--tag", tag]
     for name, value in build_args.items():
         args += ["--build-arg", f"{name}={value}"]
     args += ["-v", f"{host['SOURCE_DIR']}:{SOURCES_MOUNT}:ro"]

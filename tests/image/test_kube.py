@@ -4,7 +4,8 @@ packages into the pod's emptyDir, then the snekbox container serves with them.
 The played copy differs in what this machine needs, not in what the manifest says: the
 host's CA bundle for the init container's pip (a TLS proxy stands between it and PyPI), the
 eval packages only for the interpreters that have wheels for them (not the 3.13t stand-in),
-and a restart policy podman 4.3 can run init containers under. podman runs one replica.
+a restart policy podman 4.3 can run init containers under, and no Service (podman would
+publish it on the host's 0.0.0.0:8060). podman runs one replica.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def pods() -> list[str]:
 def manifest_for_this_network(path: Path) -> list[dict[str, Any]]:
     documents = list(yaml.safe_load_all((engine.REPO / "deployment.yaml").read_text()))
     (deployment,) = (doc for doc in documents if doc["kind"] == "Deployment")
+    # podman would publish the Service's port on all of the host's addresses; the tests talk to
+    # the pod's own address instead, as the Service would.
+    documents = [deployment]
     pod = deployment["spec"]["template"]["spec"]
     # podman 4.3 gives init containers the pod's restart policy, so under Always (what a
     # Deployment must have) the init container restarts forever and the pod never starts.

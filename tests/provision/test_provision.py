@@ -280,6 +280,27 @@ def test_refuses_to_run_without_root(world_readable_tmp: Path) -> None:
     assert "provisioning needs root" in result.stderr
 
 
+def test_user_base_exists_even_without_eval_packages(world_readable_tmp: Path) -> None:
+    """NsJail mounts user_base into every run: an image without eval packages needs it too."""
+    user_base = world_readable_tmp / "user_base"
+    common = [
+        "--user-base",
+        str(user_base),
+        "--memfs-root",
+        str(world_readable_tmp / "memfs"),
+        "--interpreters",
+        "none",
+        "--skip-eval-deps",
+    ]
+    missing = run_script(*common, "--check")
+    assert missing.returncode == 1
+    assert f"{user_base} (user_base, mounted into every run) is missing" in missing.stderr
+    made = run_script(*common)
+    assert made.returncode == 0, made.stderr
+    assert user_base.is_dir() and list(user_base.iterdir()) == []
+    assert oct(user_base.stat().st_mode & 0o777) == oct(0o755)
+
+
 def test_check_reports_a_host_that_is_not_provisioned(world_readable_tmp: Path) -> None:
     result = run_script(
         "--check",
