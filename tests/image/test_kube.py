@@ -4,13 +4,13 @@ packages into the pod's emptyDir, then the snekbox container serves with them.
 The played copy differs in what this machine needs, not in what the manifest says: the
 host's CA bundle for the init container's pip (a TLS proxy stands between it and PyPI), the
 eval packages only for the interpreters that have wheels for them (not the 3.13t stand-in),
-a restart policy podman 4.3 can run init containers under, and no Service (podman would
-publish it on the host's 0.0.0.0:8060). podman runs one replica.
+a restart policy podman 4.3 can run init containers under, and the port published on
+loopback only, without the Service (podman 4.3 would publish both on all of the host's
+addresses), for one replica.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,17 @@ def pods() -> list[str]:
     return [name for name in listing.stdout.split() if name.startswith(POD_PREFIX)]
 
 
-def manifest_for_this_network(path: Path) -> list[dict[str, Any]]:
+def manifest_for_this_network(path: Path, host_port: int) -> list[dict[str, Any]]:
     documents = list(yaml.safe_load_all((engine.REPO / "deployment.yaml").read_text()))
     (deployment,) = (doc for doc in documents if doc["kind"] == "Deployment")
-    # podman would publish the Service's port on all of the host's addresses; the tests talk to
-    # the pod's own address instead, as the Service would.
+    # podman 4.3 publishes every containerPort on all of the host's addresses (and would take
+    # the Service's port too): the played copy publishes it on a free loopback port instead.
     documents = [deployment]
+    deployment["spec"]["replicas"] = 1  # one pod per replica, all on the same host port
     pod = deployment["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    (port,) = server["ports"]
+    port.update(hostIP="127.0.0.1", hostPort=host_port)
     # podman 4.3 gives init containers the pod's restart policy, so under Always (what a
     # Deployment must have) the init container restarts forever and the pod never starts.
     pod["restartPolicy"] = "OnFailure"
@@ -57,14 +61,13 @@ def pod_address(
     production_image: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, int]]:
     played = tmp_path_factory.mktemp("kube") / "deployment.yaml"
-    manifest_for_this_network(played)
+    host_port = engine.free_port()
+    manifest_for_this_network(played, host_port)
     volumes_before = set(engine.podman("volume", "ls", "--format", "{{.Name}}").stdout.split())
     try:
         engine.podman("kube", "play", str(played), timeout=1800)
         (pod,) = pods()
-        inspect = json.loads(engine.podman("inspect", f"{pod}-snekbox").stdout)[0]
-        (network,) = inspect["NetworkSettings"]["Networks"].values()
-        address = (network["IPAddress"], 8060)
+        address = ("127.0.0.1", host_port)
         engine.wait_until_healthy(
             address, lambda: engine.podman("pod", "logs", pod, check=False).stdout[-8000:]
         )
