@@ -168,6 +168,7 @@ EOF
     say "downloading Debian's $package source package (trixie)"
     private_apt update --quiet >&2
     workdir=$(mktemp -d /var/tmp/snekbox-python-source.XXXXXX)
+    chmod 755 "$workdir" # apt downloads as _apt where it can
     # shellcheck disable=SC2064
     trap "rm -rf '$workdir'" RETURN
     (cd "$workdir" && private_apt source --download-only --quiet "$package" >&2)
