@@ -16,7 +16,8 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -254,3 +255,15 @@ class Container:
 
     def remove(self) -> None:
         podman("rm", "--force", "--volumes", "--time", "5", self.name)
+
+
+@contextmanager
+def checkout_user_base_mount_point() -> Iterator[None]:
+    """Mounting a volume at /snekbox/user_base over the checkout makes user_base/ in it."""
+    mount_point = REPO / "user_base"
+    existed = mount_point.exists()
+    try:
+        yield
+    finally:
+        if not existed and mount_point.is_dir() and not any(mount_point.iterdir()):
+            mount_point.rmdir()

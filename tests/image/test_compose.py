@@ -67,18 +67,16 @@ def compose(dev_image: str) -> Iterator[Compose]:
     port = engine.free_port()
     env = {**os.environ, "SNEKBOX_PORT": str(port)}
     runner = Compose(podman_compose(), env, ("127.0.0.1", port))
-    mount_point = engine.REPO / "user_base"  # compose's volume needs one in the checkout
-    made_mount_point = not mount_point.exists()
-    try:
-        runner("up", "--detach", "--no-build")
-        engine.wait_until_healthy(
-            runner.address, lambda: engine.podman("logs", runner.container(), check=False).stderr
-        )
-        yield runner
-    finally:
-        runner("down", "--volumes", timeout=120)
-        if made_mount_point and mount_point.is_dir():
-            mount_point.rmdir()
+    with engine.checkout_user_base_mount_point():
+        try:
+            runner("up", "--detach", "--no-build")
+            engine.wait_until_healthy(
+                runner.address,
+                lambda: engine.podman("logs", runner.container(), check=False).stderr,
+            )
+            yield runner
+        finally:
+            runner("down", "--volumes", timeout=120)
 
 
 def test_compose_serves_with_the_eval_packages_of_the_dev_image(compose: Compose) -> None:
