@@ -7,8 +7,8 @@
 #
 # Stages: base (runtime libraries) -> builder-py-* (one CPython prefix build each) -> venv
 # (the server's dependencies, then the same provisioning step the native setup runs) -> snekbox
-# (snekbox itself, config last so a config change rebuilds in seconds). Only plain Dockerfile
-# syntax, so Docker (with or without BuildKit), podman and buildah all build it.
+# (snekbox itself, config last so a config change rebuilds in seconds). Plain Dockerfile syntax
+# only (no frontend to fetch, no BuildKit-only flags), so every current builder takes it.
 
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 
