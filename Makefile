@@ -18,11 +18,12 @@ BENCH_ARGS ?=
 # The venv's python is passed unresolved: resolving its symlink would leave the venv.
 PROVISION = $(VENV_PYTHON) scripts/provision.py --venv-python $(VENV_PYTHON) $(PROVISION_ARGS)
 
-.PHONY: help setup setup-dev serve test lint fmt protoc bench clean check-root install-nginx
+.PHONY: help setup setup-dev serve test test-image lint fmt protoc bench clean check-root install-nginx
 
 help:
 	@echo "sudo make serve      install, provision and run the server on port 8060"
 	@echo "sudo make test       install (with dev tools), provision and run the whole test suite"
+	@echo "sudo make test-image build the image with podman and run it, with compose and as a pod"
 	@echo "     make lint|fmt   ruff format + ruff check (fmt rewrites files)"
 	@echo "sudo make setup      only install and provision (setup-dev: with dev tools)"
 	@echo "     make protoc     regenerate snekbox/config_pb2.py from config/config.proto"
@@ -66,6 +67,15 @@ test: check-root setup-dev install-nginx
 	@status=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || status=$$?; \
 	if [[ $$status -eq 5 ]]; then \
 		echo "make test: pytest collected no tests (exit 5); that is a failure" >&2; \
+	fi; \
+	exit $$status
+
+# The image suite (tests/image) installs podman if needed, builds the image from the Dockerfile
+# (cached layers after the first time) and tests it running; `make test` leaves it out.
+test-image: check-root setup-dev
+	@status=0; $(VENV)/bin/pytest tests/image $(PYTEST_ARGS) || status=$$?; \
+	if [[ $$status -eq 5 ]]; then \
+		echo "make test-image: pytest collected no tests (exit 5); that is a failure" >&2; \
 	fi; \
 	exit $$status
 

@@ -9,8 +9,9 @@
 #   scripts/build_python.sh 3.14.8 c2215904...ce73 /snekbin/python/3.14t --disable-gil
 #
 # Environment:
-#   PYTHON_SOURCE_TARBALL  build from this local tarball instead of downloading it (the checksum
-#                          is verified all the same)
+#   PYTHON_SOURCE_TARBALL  build from this local tarball instead of downloading it
+#   PYTHON_SOURCE_URL      download the tarball from this URL instead of python.org (a mirror, or
+#                          file:///path); the checksum is verified all the same either way
 #   PYTHON_OPTIMIZE        configure options for speed; default "--enable-optimizations --with-lto"
 #                          (set it empty for a quick, slower-running development build)
 #   JOBS                   parallel make jobs; default: the number of CPUs
@@ -46,8 +47,11 @@ tarball=$workdir/Python-$version.tar.xz
 if [[ -n ${PYTHON_SOURCE_TARBALL:-} ]]; then
     cp -- "$PYTHON_SOURCE_TARBALL" "$tarball"
 else
-    curl --fail --silent --show-error --location --retry 3 --output "$tarball" \
-        "https://www.python.org/ftp/python/$release/Python-$version.tar.xz"
+    url=${PYTHON_SOURCE_URL:-https://www.python.org/ftp/python/$release/Python-$version.tar.xz}
+    case $url in
+        file://*) cp -- "${url#file://}" "$tarball" ;; # no curl needed for a local mirror
+        *) curl --fail --silent --show-error --location --retry 3 --output "$tarball" "$url" ;;
+    esac
 fi
 # A pinned digest, not a signature: the build is reproducible only if the bytes are the same.
 echo "$sha256  $tarball" | sha256sum --check --strict --quiet - \
@@ -93,5 +97,14 @@ if [[ $minor != 3.1[0-3] ]]; then
 fi
 for module in $modules; do
     "$prefix/bin/python" -c "import $module" || die "the module $module was not built; is its -dev package installed?"
+done
+# The special builds must be what their name promises.
+for option in "$@"; do
+    case $option in
+        --disable-gil) check="import sys; assert not sys._is_gil_enabled(), 'the GIL is on'" ;;
+        --enable-experimental-jit) check="import sys; assert sys._jit.is_enabled(), 'no JIT'" ;;
+        *) continue ;;
+    esac
+    "$prefix/bin/python" -c "$check" || die "$prefix is not the build $option asked for."
 done
 "$prefix/bin/python" -VV

