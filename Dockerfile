@@ -168,9 +168,16 @@ ARG PYTHON_DEFAULT
 # example `podman build -v /etc/ssl/certs/ca-certificates.crt:/run/build-ca.crt:ro`) and names
 # it here for pip; empty means pip's own trust store. Build arguments stay out of the image.
 ARG PIP_CERT=""
+# DEV=1 also installs Debian's nginx: the suite runs a real nginx in front of three nodes
+# (tests/integration/test_scaling_out.py), in the image as on a native host. Like the base
+# packages it follows the suite's point releases.
+# hadolint ignore=DL3008
 RUN "/snekbin/python/$PYTHON_DEFAULT/bin/python" -m venv /venv \
     && if [ "$DEV" = 1 ]; then \
-        pip install --requirement requirements/dev.txt; \
+        apt-get update \
+        && apt-get install --yes --no-install-recommends nginx-light \
+        && rm -rf /var/lib/apt/lists/* \
+        && pip install --requirement requirements/dev.txt; \
     else \
         pip install --requirement requirements/requirements.txt \
             --requirement requirements/sentry.txt; \
