@@ -52,11 +52,20 @@ class JailOutcome:
     cpu_time: float | None
 
 
+INVALID_OUTPUT = "UnicodeDecodeError: invalid Unicode in output pipe"
+"""The reason a run whose output is not UTF-8 gets (the original's words)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Read:
+    """What reading a run's pipes to their end found."""
+
     text: str
     truncated: bool
     timed_out: bool
+    log: bytes
+    nsjail_killed: bool
+    """The watchdog had to kill NsJail itself (it outlived the time limit's grace)."""
 
 
 def run_jail(
@@ -93,16 +102,14 @@ def run_jail(
         # Only NsJail may hold the write end, or the log would never reach end of file.
         os.close(log_write)
     deadline = started + time_limit if time_limit > 0 else None
-    killed = False
-    cpu_time = None
     try:
-        output, log_bytes, killed = _read_until_eof(
+        output = _read_until_eof(
             process, log_read, deadline, max_output, read_chunk_size, stop_program
         )
     finally:
         cpu_time = _reap(process)
     returncode = process.returncode
-    if killed:
+    if output.nsjail_killed:
         log.warning("NsJail outlived the time limit by %.0f s and was killed.", WATCHDOG_GRACE)
         returncode = 128 + signal.SIGKILL
     if output.truncated:
@@ -112,7 +119,7 @@ def run_jail(
         stdout=output.text,
         truncated=output.truncated,
         timed_out=output.timed_out,
-        log_lines=log_bytes.decode("utf-8", "replace").splitlines(),
+        log_lines=output.log.decode("utf-8", "replace").splitlines(),
         duration=time.monotonic() - started,
         cpu_time=cpu_time,
     )
@@ -125,7 +132,7 @@ def _read_until_eof(
     max_output: int,
     read_chunk_size: int,
     stop_program: Callable[[], None],
-) -> tuple[_Read, bytes, bool]:
+) -> _Read:
     """Read the program's output until EOF, and NsJail's log alongside it.
 
     Reading stops at end of file, not when NsJail exits, so nothing the program wrote is
@@ -155,8 +162,7 @@ def _read_until_eof(
             if watchdog is not None and now >= watchdog:
                 process.kill()
                 _drain(log_read, log_chunks)
-                output = _Read(kept.text(), truncated, timed_out=True)
-                return output, b"".join(log_chunks), True
+                return _Read(kept.text(), truncated, True, b"".join(log_chunks), True)
             wake = watchdog if timed_out else deadline
             timeout = None if wake is None else max(0.0, wake - now)
             for key, _ in selector.select(timeout):
@@ -171,7 +177,7 @@ def _read_until_eof(
                     except UnicodeDecodeError as e:
                         process.terminate()
                         _drain(log_read, log_chunks)
-                        raise EvalError("UnicodeDecodeError: invalid Unicode in output pipe") from e
+                        raise EvalError(INVALID_OUTPUT) from e
                     if kept.add(text):
                         log.info("Output exceeded %d characters; stopping the run.", max_output)
                         truncated = True
@@ -181,9 +187,8 @@ def _read_until_eof(
             try:
                 kept.add(decoder.decode(b"", final=True))
             except UnicodeDecodeError as e:
-                raise EvalError("UnicodeDecodeError: invalid Unicode in output pipe") from e
-    output = _Read(kept.text(), truncated, timed_out)
-    return output, b"".join(log_chunks), False
+                raise EvalError(INVALID_OUTPUT) from e
+    return _Read(kept.text(), truncated, timed_out, b"".join(log_chunks), False)
 
 
 class CappedText:
