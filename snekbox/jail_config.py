@@ -1,7 +1,8 @@
 """Where the engine's NsJail binary and config are, and what the config says.
 
-Provisioning, the cgroup set-up and the engine all need these facts; they live here, below
-all of them, so none has to import the engine to learn them.
+Provisioning, the cgroup set-up, the engine and the server's services all need these facts,
+the engine's defaults among them; they live here, below all of them, so none has to import
+the engine to learn them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from snekbox.config_pb2 import NsJailConfig
 __all__ = (
     "DEFAULT_CONFIG_PATH",
     "DEFAULT_EXECUTABLE_PATH",
+    "DEFAULT_MAX_OUTPUT_SIZE",
+    "DEFAULT_MEMFS_INSTANCE_SIZE",
     "NsJailNotFoundError",
     "locate_nsjail",
     "read_config",
@@ -23,6 +26,10 @@ __all__ = (
 
 DEFAULT_EXECUTABLE_PATH = "/snekbin/python/default/bin/python"
 DEFAULT_CONFIG_PATH = "./config/snekbox.cfg"
+DEFAULT_MAX_OUTPUT_SIZE = 1_000_000
+"""Characters of output a run may produce before it is stopped (`NsJail`'s default)."""
+DEFAULT_MEMFS_INSTANCE_SIZE = 48 * 1024 * 1024
+"""Bytes of each run's writable home (`NsJail`'s default)."""
 
 
 class NsJailNotFoundError(FileNotFoundError):

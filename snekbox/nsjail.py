@@ -19,6 +19,8 @@ from snekbox import leftovers
 from snekbox.jail_config import (
     DEFAULT_CONFIG_PATH,
     DEFAULT_EXECUTABLE_PATH,
+    DEFAULT_MAX_OUTPUT_SIZE,
+    DEFAULT_MEMFS_INSTANCE_SIZE,
     NsJailNotFoundError,
     locate_nsjail,
     read_config,
@@ -30,7 +32,6 @@ from snekbox.limits.table import EvalLimits, config_defaults, merge, parse_nsjai
 from snekbox.ownership import current_owner
 from snekbox.result import EvalError, EvalResult, decide_status
 from snekbox.snekio import Collection, FileAttachment, FileParsingError, MemFS
-from snekbox.snekio.filesystem import Size
 from snekbox.snekio.memfs import memfs_root as configured_memfs_root
 from snekbox.snekio.owner_dir import owner_memfs_dir
 from snekbox.utils.logging import debug_enabled
@@ -48,12 +49,6 @@ log = logging.getLogger(__name__)
 
 DEBUG = debug_enabled()
 """Whether ``SNEKBOX_DEBUG`` asked for debug logging; NsJail's info chatter is logged only then."""
-
-DEFAULT_MAX_OUTPUT_SIZE = 1_000_000
-"""Characters of output a run may produce before it is stopped."""
-DEFAULT_MEMFS_INSTANCE_SIZE = 48 * Size.MiB
-"""Bytes of each run's writable home."""
-
 
 NSJAIL_TIME_BACKSTOP = 2
 """Seconds NsJail's own time limit adds to the run's: it counts whole seconds of wall-clock

@@ -12,17 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snekbox.config_pb2 import NsJailConfig
-from snekbox.jail_config import DEFAULT_CONFIG_PATH, read_config
+from snekbox.jail_config import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_MAX_OUTPUT_SIZE,
+    DEFAULT_MEMFS_INSTANCE_SIZE,
+    read_config,
+)
 from snekbox.limits.table import EvalLimits, config_defaults
-from snekbox.services.footprint import RunFootprint, engine_default_memfs_size
+from snekbox.services.footprint import RunFootprint
 
 __all__ = ["EngineFacts"]
-
-
-def _engine_default_output_size() -> int:
-    from snekbox.nsjail import DEFAULT_MAX_OUTPUT_SIZE
-
-    return DEFAULT_MAX_OUTPUT_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +42,8 @@ class EngineFacts:
         memfs_size = getattr(engine, "memfs_instance_size", None)
         return cls(
             config,
-            max_output if isinstance(max_output, int) else _engine_default_output_size(),
-            memfs_size if isinstance(memfs_size, int) else engine_default_memfs_size(),
+            max_output if isinstance(max_output, int) else DEFAULT_MAX_OUTPUT_SIZE,
+            memfs_size if isinstance(memfs_size, int) else DEFAULT_MEMFS_INSTANCE_SIZE,
         )
 
     @property

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snekbox.config_pb2 import NsJailConfig
-from snekbox.jail_config import DEFAULT_CONFIG_PATH, read_config
+from snekbox.jail_config import DEFAULT_CONFIG_PATH, DEFAULT_MEMFS_INSTANCE_SIZE, read_config
 
 __all__ = [
     "MAX_DEFAULT_RUNS",
     "RunFootprint",
     "default_max_concurrent_runs",
-    "engine_default_memfs_size",
     "host_memory",
 ]
 
@@ -49,13 +48,6 @@ def _tmpfs_size(options: str) -> int:
     return 0
 
 
-def engine_default_memfs_size() -> int:
-    """The size of a run's memfs when `NsJail` is built without `memfs_instance_size`."""
-    from snekbox.nsjail import DEFAULT_MEMFS_INSTANCE_SIZE
-
-    return DEFAULT_MEMFS_INSTANCE_SIZE
-
-
 @dataclass(frozen=True, slots=True)
 class RunFootprint:
     """The host memory of one run: its memory limit plus its resident tmpfs mounts."""
@@ -75,7 +67,7 @@ class RunFootprint:
     @functools.cache
     def of_default_engine(cls) -> RunFootprint:
         """The footprint of `NsJail()` with its default config (the Gunicorn config's app)."""
-        return cls.of(read_config(DEFAULT_CONFIG_PATH), engine_default_memfs_size())
+        return cls.of(read_config(DEFAULT_CONFIG_PATH), DEFAULT_MEMFS_INSTANCE_SIZE)
 
     def with_memory(self, memory_limit: int) -> int:
         """Host memory a run allowed `memory_limit` bytes can pin."""
