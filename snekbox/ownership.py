@@ -132,11 +132,7 @@ class Owner:
 
     def release(self) -> None:
         """Remove the owner file; only for a process whose runs are all finished."""
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
-        os.close(self._fd)
+        _remove_locked_file(self.path, self._fd)
 
 
 @dataclass
@@ -150,15 +146,20 @@ class DeadOwner:
 
     def forget(self) -> None:
         """Remove the owner's file once everything named after it is gone."""
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
-        os.close(self.fd)
+        _remove_locked_file(self.path, self.fd)
 
     def release(self) -> None:
         """Keep the file for a later sweep (something could not be removed this time)."""
         os.close(self.fd)
+
+
+def _remove_locked_file(path: Path, fd: int) -> None:
+    """Unlink an owner file while its lock is still held, then drop the lock."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    os.close(fd)
 
 
 _current: Owner | None = None
