@@ -24,7 +24,10 @@ __all__ = (
     "WATCHDOG_GRACE",
     "CappedText",
     "JailOutcome",
+    "await_jail",
     "run_jail",
+    "spawn_jail",
+    "stop_jail",
 )
 
 log = logging.getLogger("snekbox.nsjail")  # the original's logger for everything of a run
@@ -82,16 +85,30 @@ def run_jail(
     ``log_write`` is the write end of the log pipe, already named in ``args``; it is closed
     here once NsJail holds it. Raises ``EvalError`` when NsJail cannot be started.
     """
+    started = time.monotonic()
+    process = spawn_jail(args, log_write)
+    return await_jail(
+        process, log_read, started, time_limit, max_output, read_chunk_size, stop_program
+    )
+
+
+def spawn_jail(
+    args: list[str], log_write: int, pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """Start NsJail with its output on a pipe and its log on ``log_write``, then close that.
+
+    ``pass_fds`` are further descriptors NsJail inherits (a pre-started jail's hand-over
+    channel). Raises ``EvalError`` when NsJail cannot be started.
+    """
     if log.isEnabledFor(logging.DEBUG):
         log.debug("NsJail arguments: %r", args)
-    started = time.monotonic()
     try:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            pass_fds=(log_write,),
+            pass_fds=(log_write, *pass_fds),
             start_new_session=True,
         )
     except ValueError as e:  # e.g. an embedded NUL byte in an argument
@@ -101,6 +118,22 @@ def run_jail(
     finally:
         # Only NsJail may hold the write end, or the log would never reach end of file.
         os.close(log_write)
+
+
+def await_jail(
+    process: subprocess.Popen[bytes],
+    log_read: int,
+    started: float,
+    time_limit: int,
+    max_output: int,
+    read_chunk_size: int,
+    stop_program: Callable[[], None],
+) -> JailOutcome:
+    """Read a started jail's output and log to the end, stop it at the limit, reap it.
+
+    The time limit and the duration count from ``started`` (monotonic): when NsJail was
+    spawned for a cold run, when the program was handed over for a pre-started one.
+    """
     deadline = started + time_limit if time_limit > 0 else None
     try:
         output = _read_until_eof(
@@ -246,3 +279,10 @@ def _reap(process: subprocess.Popen[bytes]) -> float | None:
     finally:
         if process.stdout is not None:
             process.stdout.close()
+
+
+def stop_jail(process: subprocess.Popen[bytes]) -> None:
+    """Kill a jail that will not be read (a pre-started one discarded unused) and reap it."""
+    if process.poll() is None:
+        process.kill()
+    _reap(process)

@@ -11,8 +11,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from snekbox import leftovers
@@ -27,13 +26,13 @@ from snekbox.jail_config import (
 )
 from snekbox.jail_process import CappedText, JailOutcome, run_jail
 from snekbox.limits import cgroup, swap
-from snekbox.limits.run_cgroup import CgroupStats, RunCgroup, RunLimits
+from snekbox.limits.run_cgroup import CgroupStats, RunLimits
 from snekbox.limits.table import EvalLimits, config_defaults, merge, parse_nsjail_options
-from snekbox.ownership import current_owner
+from snekbox.pool import JailPool, PoolSettings
 from snekbox.result import EvalError, EvalResult, decide_status
-from snekbox.snekio import Collection, FileAttachment, FileParsingError, MemFS
+from snekbox.sandbox import MemfsLayout, Sandbox
+from snekbox.snekio import Collection, FileAttachment, MemFS
 from snekbox.snekio.memfs import memfs_root as configured_memfs_root
-from snekbox.snekio.owner_dir import owner_memfs_dir
 from snekbox.utils.logging import debug_enabled
 
 __all__ = (
@@ -118,6 +117,37 @@ class NsJail:
         swap.warn_if_unenforceable(self.config, self.cgroups)
         cgroup.remove_leftovers(self.cgroups)
         leftovers.sweep_dead_owners()
+        self.pool: JailPool | None = None
+        """Pre-started jails runs may take (`start_pool`); None: every run starts cold."""
+
+    def memfs_layout(self) -> MemfsLayout:
+        """How this engine's runs lay out and collect their memfs (from its attributes now)."""
+        return MemfsLayout(
+            self.memfs_root,
+            self.memfs_instance_size,
+            self.memfs_home,
+            self.memfs_output,
+            self.files_limit,
+            self.files_pattern,
+            self.files_timeout,
+        )
+
+    def start_pool(
+        self, settings: PoolSettings, observer: Callable[[str, str], None] | None = None
+    ) -> JailPool:
+        """Keep jails pre-started as ``settings`` says, and let eligible runs take them.
+
+        ``observer`` is called with each of `snekbox.pool.EVENTS` and the executable path.
+        A pool started before is closed and replaced.
+        """
+        old, self.pool = self.pool, None
+        if old is not None:
+            old.close()
+        _, default_limits, _ = self._run_limits(EvalLimits(), (), self.max_output_size)
+        pool = JailPool(self, settings, default_limits, observer)
+        pool.start()
+        self.pool = pool
+        return pool
 
     # -- arguments ---------------------------------------------------------------------------
 
@@ -240,50 +270,59 @@ class NsJail:
         max_output: int,
         nsjail_args: Sequence[str],
     ) -> tuple[JailOutcome, CgroupStats, Collection]:
-        """Hold the run's resources in order, run NsJail, and release them in reverse.
+        """Run in a pre-started jail when the pool can serve the run, else in a fresh one.
 
-        memfs (in its owner's directory) → inputs → run cgroup → log pipe → NsJail; the
-        cgroup's counters are read before it goes, and the files are collected after the
-        jail is gone but before the memfs is unmounted. ``args`` comes in as the program's
-        ``[executable, *py_args]`` and is replaced in place by NsJail's whole argv once that
-        is known, so a failure reports what was run.
+        ``args`` comes in as the program's ``[executable, *py_args]`` and is replaced in place
+        by NsJail's whole argv once that is known, so a failure reports what was run.
+        """
+        files = list(files)
+        pool = self.pool
+        if pool is not None and pool.can_serve(
+            args[0], args[1:], files, run_limits, time_limit, nsjail_args
+        ):
+            served = pool.run(args, files, run_limits, time_limit, max_output)
+            if served is not None:
+                return served
+        return self._run_cold(args, files, run_limits, time_limit, max_output, nsjail_args)
+
+    def _run_cold(
+        self,
+        args: list[str],
+        files: list[FileAttachment],
+        run_limits: RunLimits,
+        time_limit: int,
+        max_output: int,
+        nsjail_args: Sequence[str],
+    ) -> tuple[JailOutcome, CgroupStats, Collection]:
+        """Hold a fresh sandbox (see `snekbox.sandbox`), run NsJail in it, release it.
+
+        The cgroup's counters are read before it goes, and the files are collected after the
+        jail is gone but before the memfs is unmounted.
         """
         executable_path, *py_args = args
-        with ExitStack() as memory:
-            memfs_root = memory.enter_context(owner_memfs_dir(current_owner(), self.memfs_root))
-            memfs = memory.enter_context(
-                MemFS(self.memfs_instance_size, memfs_root, self.memfs_home, self.memfs_output)
+        with Sandbox.open(self.memfs_layout(), self.cgroups, run_limits) as sandbox:
+            sandbox.write_inputs(files)
+            args[:] = self._build_args(
+                sandbox.memfs,
+                sandbox.log_write,
+                sandbox.cgroup_args,
+                time_limit,
+                nsjail_args,
+                executable_path,
+                py_args,
             )
-            _write_inputs(memfs, files)
-            with ExitStack() as jail:
-                run_cgroup = RunCgroup(self.cgroups, run_limits)
-                cgroup_args = jail.enter_context(run_cgroup)
-                log_read, log_write = os.pipe()
-                jail.callback(os.close, log_read)  # run_jail closes log_write exactly once
-                args[:] = self._build_args(
-                    memfs, log_write, cgroup_args, time_limit, nsjail_args, executable_path, py_args
-                )
-                outcome = run_jail(
-                    args,
-                    log_read,
-                    log_write,
-                    time_limit,
-                    max_output,
-                    self.read_chunk_size,
-                    run_cgroup.kill,
-                )
-                self._parse_log(outcome.log_lines)
-                stats = run_cgroup.stats()
-            return outcome, stats, self._collect(memfs)
-
-    def _collect(self, memfs: MemFS) -> Collection:
-        """The run's output files, or an ``EvalError`` with the reason a client is shown."""
-        try:
-            return memfs.collect(self.files_limit, self.files_pattern, self.files_timeout)
-        except FileParsingError as e:
-            raise EvalError(f"FileParsingError: {e}") from e
-        except TimeoutError as e:
-            raise EvalError(f"TimeoutError: {e}") from e
+            outcome = run_jail(
+                args,
+                sandbox.log_read,
+                sandbox.log_write,
+                time_limit,
+                max_output,
+                self.read_chunk_size,
+                sandbox.cgroup.kill,
+            )
+            self._parse_log(outcome.log_lines)
+            stats, collection = sandbox.finish()
+        return outcome, stats, collection
 
     def _parse_log(self, lines: Iterable[str]) -> None:
         """Re-log NsJail's log lines on this module's logger at the level NsJail gave them.
@@ -326,11 +365,3 @@ def _drop_leading_empty(args: Iterable[str]) -> Iterator[str]:
         started = started or arg != ""
         if started:
             yield arg
-
-
-def _write_inputs(memfs: MemFS, files: Iterable[FileAttachment]) -> None:
-    """Write the request's files into the memfs, or fail the run with the original's reason."""
-    try:
-        memfs.write_inputs(files)
-    except OSError as e:
-        raise EvalError(f"{type(e).__name__}: Failed to create file '{e.filename}'.") from e

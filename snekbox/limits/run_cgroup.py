@@ -194,6 +194,30 @@ class RunCgroup:
             str(self.pids.relative_to(self.setup.pids_mount)),
         ]
 
+    def tighten(self, limits: RunLimits) -> None:
+        """Lower the binding limits of a jail that is already running to ``limits``.
+
+        A pre-started jail is made with the config's limits; a request that asks for less
+        gets it here, at hand-over. Only lowering is possible (NsJail's own cgroup below keeps
+        the looser limits it was started with), so the caller checks ``limits`` is no higher.
+        Raises ``OSError`` when the kernel refuses (usage already above the new limit).
+        """
+        old = self.limits
+        memory_files = ("memory.max", "memory.swap.max", None)
+        if self.setup.version == 1:
+            memory_files = ("memory.limit_in_bytes", None, "memory.memsw.limit_in_bytes")
+        limit_file, swap_file, memsw_file = memory_files
+        if limits.memory != old.memory:
+            (self.memory / limit_file).write_text(str(limits.memory))
+        if limits.swap >= 0 and (limits.memory, limits.swap) != (old.memory, old.swap):
+            if swap_file and (self.memory / swap_file).exists():
+                (self.memory / swap_file).write_text(str(limits.swap))
+            if memsw_file and (self.memory / memsw_file).exists():
+                (self.memory / memsw_file).write_text(str(limits.memory + limits.swap))
+        if limits.pids != old.pids:
+            (self.pids / "pids.max").write_text(str(limits.pids))
+        self.limits = limits
+
     def stats(self) -> CgroupStats:
         """The counters of the finished run (see the module docstring for their sources)."""
         if self.setup.version == 2:

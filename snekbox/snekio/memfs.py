@@ -65,7 +65,7 @@ class MemFS:
             self.path.mkdir(mode=0o700)
         except FileExistsError:
             raise RuntimeError(f"The memfs directory {self.path} already exists") from None
-        self._finalizer = weakref.finalize(self, _release, self.path, True)
+        self._finalizer = weakref.finalize(self, _release, self.path, True, os.getpid())
         try:
             filesystem.mount(
                 "tmpfs",
@@ -106,7 +106,7 @@ class MemFS:
     def cleanup(self) -> None:
         """Unmount and remove the instance; safe to call more than once."""
         if self._finalizer.detach() is not None:
-            _release(self.path, warn=False)
+            _release(self.path, False, os.getpid())
 
     def write_inputs(self, files: Iterable[FileAttachment]) -> None:
         """Write request files into ``home`` and remember their mtimes.
@@ -140,8 +140,14 @@ class MemFS:
             )
 
 
-def _release(path: Path, warn: bool) -> None:
-    """Unmount ``path`` if it is mounted and remove the directory (a finalizer: no ``self``)."""
+def _release(path: Path, warn: bool, owner_pid: int) -> None:
+    """Unmount ``path`` if it is mounted and remove the directory (a finalizer: no ``self``).
+
+    Only the process that mounted it does: a forked child that inherits an instance (and runs
+    its finalizer at exit) must not unmount its parent's run.
+    """
+    if os.getpid() != owner_pid:
+        return
     if warn:
         warnings.warn(f"MemFS {path} was not cleaned up", ResourceWarning, stacklevel=2)
     if os.path.ismount(path):

@@ -1,0 +1,9 @@
+"""Pre-started one-shot jails: the engine's second way to start a run, beside the cold one.
+
+`JailPool` keeps jails waiting; `forms` says which command lines they can run; `warm_jail`
+starts one and hands it its program; `launcher` is what its interpreter runs while it waits.
+"""
+
+from snekbox.pool.pool import EVENTS, JailPool, PoolSettings
+
+__all__ = ("EVENTS", "JailPool", "PoolSettings")

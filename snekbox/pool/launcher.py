@@ -1,0 +1,99 @@
+# The program a pre-started jail's interpreter runs while it waits: its source is passed to the
+# interpreter with -c (it is never imported inside the jail), so this file has no docstring and
+# no module-level import, either of which would leave a name in the run's __main__.
+#
+# Protocol on the channel (a stream socket, its descriptor number in sys.argv[1]):
+#   launcher -> server  b"R"   the interpreter is up and waiting
+#   server -> launcher  the program's arguments, NUL-separated, then end of file
+#   launcher -> server  b"A"   the program was received; the channel is closed before it runs
+# End of file before any argument means the server went away: the jail ends quietly.
+#
+# Then the launcher makes the interpreter look as if it had been started with those arguments
+# (sys.argv, sys.orig_argv, sys.path[0], the __main__ namespace) and runs them the way CPython's
+# command line does: -c code, -m module (through runpy, as CPython does), or a script file.
+# This file runs under every interpreter snekbox offers (3.10+), so it uses nothing newer.
+
+
+def _snekbox_pool_launch() -> None:
+    import os
+    import sys
+
+    namespace = sys.modules["__main__"].__dict__
+    channel = int(sys.argv[1])
+    try:
+        os.write(channel, b"R")
+        chunks = []
+        while True:
+            chunk = os.read(channel, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        if not chunks:
+            os._exit(0)
+        os.write(channel, b"A")
+    except OSError:
+        os._exit(0)
+    os.close(channel)
+    args = [os.fsdecode(arg) for arg in b"".join(chunks).split(b"\0")]
+    del chunks
+    del namespace["_snekbox_pool_launch"]
+    namespace["__doc__"] = None
+    sys.orig_argv = [sys.orig_argv[0], *args]
+    # CPython 3.13+ registers -c code with linecache under "<string>" (for its tracebacks), so
+    # that entry holds the launcher's source now: it becomes the program's, or goes with the
+    # module that only the launcher's own -c start imported.
+    linecache = sys.modules.get("linecache")
+    register = getattr(linecache, "_register_code", None)
+    script = None
+    if args[0] == "-c":
+        sys.argv = ["-c", *args[2:]]
+        if register is not None:
+            register("<string>", args[1], "<string>")
+    elif args[0] == "-m":
+        sys.argv = ["-m", *args[2:]]
+        sys.path[0] = os.getcwd()
+    else:
+        sys.argv = args
+        script = os.path.abspath(args[0])
+        sys.path[0] = os.path.dirname(script)
+        namespace["__file__"] = script
+        namespace["__cached__"] = None
+        external = sys.modules["_frozen_importlib_external"]
+        namespace["__loader__"] = external.SourceFileLoader("__main__", script)
+    if args[0] != "-c" and register is not None and list(linecache.cache) == ["<string>"]:
+        del sys.modules["linecache"]
+    del linecache, register
+    try:
+        # Each branch runs the program from this very frame, so a traceback loses exactly one
+        # frame (this one) to look as CPython's own would.
+        if script is not None:
+            with open(script, "rb") as source_file:
+                source = source_file.read()
+            exec(compile(source, script, "exec", dont_inherit=True), namespace)  # noqa: S102
+        elif args[0] == "-c":
+            exec(compile(args[1], "<string>", "exec", dont_inherit=True), namespace)  # noqa: S102
+        else:
+            import runpy
+
+            runpy._run_module_as_main(args[1], alter_argv=True)
+    except SystemExit:
+        raise
+    except BaseException as error:
+        traceback = error.__traceback__.tb_next if error.__traceback__ else None
+        error = error.with_traceback(traceback)
+        sys.last_type, sys.last_value, sys.last_traceback = type(error), error, traceback
+        if sys.version_info >= (3, 12):
+            sys.last_exc = error
+        sys.excepthook(type(error), error, traceback)
+        code = 130 if isinstance(error, KeyboardInterrupt) else 1
+    else:
+        code = None
+    if script is not None:
+        namespace.pop("__file__", None)
+        namespace.pop("__cached__", None)
+    if code is not None:
+        raise SystemExit(code) from None
+
+
+if __name__ == "__main__":
+    _snekbox_pool_launch()

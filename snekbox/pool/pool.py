@@ -1,0 +1,330 @@
+"""Pre-started one-shot jails, kept ready per interpreter and refilled in the background.
+
+A run that `can_serve` takes the oldest live jail of its interpreter, writes its files into
+that jail's home, hands the program over and is read like any run; the jail is never reused.
+When there is no jail, the jail died while waiting, or it does not confirm the hand-over, the
+run goes cold (the caller runs it in a fresh jail): the pool can make a run faster, never
+make it fail. One thread per pool starts jails until each interpreter has its `PoolSettings`
+count, retires jails older than the idle age, and ends them all at `close` (also called at
+interpreter exit). A forked child inherits no jails.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from snekbox.jail_process import JailOutcome, await_jail, stop_jail
+from snekbox.limits.run_cgroup import CgroupStats, RunLimits
+from snekbox.pool.forms import is_pooled_form
+from snekbox.pool.warm_jail import WarmJail
+from snekbox.result import EvalError
+from snekbox.snekio import Collection, FileAttachment
+
+if TYPE_CHECKING:
+    from snekbox.nsjail import NsJail
+
+__all__ = ("EVENTS", "JailPool", "PoolSettings")
+
+log = logging.getLogger(__name__)
+
+EVENTS = ("hit", "miss", "refill", "retire")
+"""What a pool reports to its observer: a run took a jail, a run that could have taken one
+found none (or none that worked), a jail was started, a jail was ended unused."""
+
+READY_TIMEOUT = 10.0
+"""Seconds a new jail's interpreter may take to come up before the jail is given up."""
+MAX_BACKOFF = 30.0
+"""Longest pause between attempts while jails keep failing to start (a broken host)."""
+CLOSE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """How many jails to keep waiting, for how long, and for runs of what length."""
+
+    sizes: Mapping[str, int]
+    """Jails kept waiting per executable path (as requests name it), in this process."""
+    idle_age: float = 60.0
+    """Seconds after which a waiting jail is ended and replaced by a fresh one."""
+    max_time: int = 30
+    """The longest time limit a pooled run may have (longer ones run cold)."""
+
+    @property
+    def total(self) -> int:
+        """Jails this process keeps waiting in all."""
+        return sum(self.sizes.values())
+
+
+@dataclass(slots=True)
+class _Ready:
+    jails: deque[WarmJail] = field(default_factory=deque)
+    starting: int = 0
+
+
+class JailPool:
+    """The waiting jails of one engine in one process (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: NsJail,
+        settings: PoolSettings,
+        limits: RunLimits,
+        observer: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.limits = limits
+        """The limits every jail is started with: the config's (lower ones are set at hand-over)."""
+        self.observer = observer
+        self.nsjail_time_limit = int(settings.idle_age + 1) + settings.max_time
+        self._ready = {executable: _Ready() for executable, size in settings.sizes.items() if size}
+        self._retired: list[WarmJail] = []
+        self._lock = threading.Condition()
+        self._closed = False
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._refill, name="snekbox-pool", daemon=True)
+        _live_pools.add(self)
+
+    def start(self) -> None:
+        """Start filling the pool in the background."""
+        self._thread.start()
+        atexit.register(self.close)
+
+    # -- serving runs ------------------------------------------------------------------------
+
+    def can_serve(
+        self,
+        executable: str,
+        py_args: Sequence[str],
+        files: Sequence[FileAttachment],
+        limits: RunLimits,
+        time_limit: int,
+        nsjail_args: Sequence[str],
+    ) -> bool:
+        """Whether a pooled jail runs this exactly as a cold one would (`snekbox.pool.forms`)."""
+        base = self.limits
+        return (
+            executable in self._ready
+            and not nsjail_args
+            and 0 < time_limit <= self.settings.max_time
+            and 0 < limits.memory <= base.memory
+            and 0 < limits.pids <= base.pids
+            and limits.swap == base.swap
+            and is_pooled_form(py_args, files)
+        )
+
+    def run(
+        self,
+        args: list[str],
+        files: Sequence[FileAttachment],
+        limits: RunLimits,
+        time_limit: int,
+        max_output: int,
+    ) -> tuple[JailOutcome, CgroupStats, Collection] | None:
+        """Run ``args`` (``[executable, *py_args]``) in a waiting jail; None: run it cold.
+
+        ``args`` is replaced in place by the jail's NsJail argv, as for a cold run. Raises
+        ``EvalError`` for what a cold run would fail the same way (files that do not fit).
+        """
+        executable, *py_args = args
+        jail = self._take(executable)
+        if jail is None:
+            self._report("miss", executable)
+            return None
+        sandbox = jail.sandbox
+        with sandbox:
+            try:
+                sandbox.write_inputs(files)
+                if limits != jail.limits:
+                    sandbox.cgroup.tighten(limits)
+                started = jail.hand_over(py_args)
+            except OSError:
+                log.warning("Could not prepare a waiting jail's run; running it cold.")
+                started = None
+            except BaseException:
+                jail.discard()
+                raise
+            if started is None:
+                jail.discard()
+                self._report("miss", executable)
+                return None
+            jail.close_channel()
+            self._report("hit", executable)
+            args[:] = [*jail.nsjail_prefix, *args]
+            try:
+                outcome = await_jail(
+                    jail.process,
+                    sandbox.log_read,
+                    started,
+                    time_limit,
+                    max_output,
+                    self.engine.read_chunk_size,
+                    sandbox.cgroup.kill,
+                )
+            finally:
+                stop_jail(jail.process)
+            self.engine._parse_log(outcome.log_lines)
+            stats, collection = sandbox.finish()
+        return outcome, stats, collection
+
+    def _take(self, executable: str) -> WarmJail | None:
+        """The oldest jail of ``executable`` that is alive and not past its idle age."""
+        with self._lock:
+            ready = self._ready.get(executable)
+            while ready and ready.jails:
+                jail = ready.jails.popleft()
+                if jail.alive() and jail.age < self.settings.idle_age:
+                    self._lock.notify()
+                    return jail
+                self._retired.append(jail)
+            self._lock.notify()
+        return None
+
+    def ready_count(self, executable: str | None = None) -> int:
+        """Jails waiting now (for ``executable``, or in all)."""
+        with self._lock:
+            return sum(
+                len(ready.jails)
+                for name, ready in self._ready.items()
+                if executable is None or name == executable
+            )
+
+    def jails(self) -> list[WarmJail]:
+        """The jails waiting now (for tests and leak checks: what the pool holds on purpose)."""
+        with self._lock:
+            return [jail for ready in self._ready.values() for jail in ready.jails]
+
+    def _report(self, event: str, executable: str) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(event, executable)
+            except Exception:
+                log.exception("The pool's observer failed on %r.", event)
+
+    # -- refilling ---------------------------------------------------------------------------
+
+    def _refill(self) -> None:
+        """Keep every interpreter's jails at their count, retire old ones, until closed."""
+        failures = 0
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                retired, self._retired = self._retired, []
+                retired += self._expired()
+                wanted = self._next_wanted() if not retired else None
+                if wanted is None and not retired:
+                    self._lock.wait(self._until_next_expiry())
+                    continue
+                if wanted is not None:
+                    self._ready[wanted].starting += 1
+            for jail in retired:
+                self._end(jail)
+            if wanted is None:
+                continue
+            jail = self._start(wanted)
+            with self._lock:
+                self._ready[wanted].starting -= 1
+                closed = self._closed
+                if jail is not None and not closed:
+                    self._ready[wanted].jails.append(jail)
+            if closed:
+                if jail is not None:  # started while the pool was closing
+                    jail.discard()
+                return
+            failures = failures + 1 if jail is None else 0
+            if failures:
+                with self._lock:
+                    if not self._closed:
+                        self._lock.wait(min(MAX_BACKOFF, 0.1 * 2**failures))
+
+    def _start(self, executable: str) -> WarmJail | None:
+        """Start one jail and wait until it is ready; None (logged) when that fails."""
+        try:
+            jail = WarmJail.start(self.engine, executable, self.limits, self.nsjail_time_limit)
+        except (OSError, EvalError):
+            log.exception("Could not start a waiting jail for %s.", executable)
+            return None
+        if not jail.wait_ready(READY_TIMEOUT):
+            log.warning("A waiting jail for %s did not come up; ending it.", executable)
+            jail.discard()
+            return None
+        self._report("refill", executable)
+        return jail
+
+    def _end(self, jail: WarmJail) -> None:
+        try:
+            jail.discard()
+        except Exception:
+            log.exception("Could not end a waiting jail.")
+        self._report("retire", jail.executable)
+
+    def _expired(self) -> list[WarmJail]:
+        """Remove and return the jails past their idle age or no longer alive (lock held)."""
+        expired = []
+        for ready in self._ready.values():
+            keep = deque()
+            for jail in ready.jails:
+                (keep if jail.alive() and jail.age < self.settings.idle_age else expired).append(
+                    jail
+                )
+            ready.jails = keep
+        return expired
+
+    def _next_wanted(self) -> str | None:
+        """An interpreter with fewer jails (waiting or starting) than its count (lock held)."""
+        for executable, ready in self._ready.items():
+            if len(ready.jails) + ready.starting < self.settings.sizes[executable]:
+                return executable
+        return None
+
+    def _until_next_expiry(self) -> float:
+        ages = [jail.age for ready in self._ready.values() for jail in ready.jails]
+        return max(0.05, self.settings.idle_age - max(ages)) if ages else self.settings.idle_age
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """End every waiting jail and stop refilling (idempotent; jails in use finish)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            jails = [*self.jails(), *self._retired]
+            for ready in self._ready.values():
+                ready.jails.clear()
+            self._retired = []
+            self._lock.notify_all()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(CLOSE_TIMEOUT)
+        for jail in jails:
+            self._end(jail)
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's jails without touching them."""
+        self._closed = True
+        self._lock = threading.Condition()
+        for ready in self._ready.values():
+            for jail in ready.jails:
+                jail.channel.close()
+            ready.jails.clear()
+        self._retired = []
+
+
+_live_pools: weakref.WeakSet[JailPool] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for pool in list(_live_pools):
+        pool._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

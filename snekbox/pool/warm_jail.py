@@ -1,0 +1,143 @@
+"""One pre-started jail: a complete sandbox whose interpreter waits for its program.
+
+It is started exactly as a cold run's jail (its own memfs, run cgroup, every namespace, the
+engine's NsJail config and limits), except that the interpreter runs the launcher
+(`snekbox.pool.launcher`) with one more descriptor, its end of the hand-over channel. The
+jail is used once: after `hand_over` it is read, reaped and released like any run, and a jail
+that is never used is `discard`-ed the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from snekbox.jail_process import spawn_jail, stop_jail
+from snekbox.limits.run_cgroup import RunLimits
+from snekbox.pool.forms import encode_arguments
+from snekbox.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from snekbox.nsjail import NsJail
+
+__all__ = ("WarmJail", "launcher_source")
+
+log = logging.getLogger(__name__)
+
+READY = b"R"
+RECEIVED = b"A"
+HAND_OVER_TIMEOUT = 5.0
+"""Seconds a waiting interpreter gets to confirm it received its program (it is blocked in a
+read, so only an overloaded host takes more than a millisecond)."""
+
+
+@cache
+def launcher_source() -> str:
+    """The launcher's source, passed to the interpreter with ``-c``."""
+    return (Path(__file__).parent / "launcher.py").read_text()
+
+
+@dataclass(slots=True)
+class WarmJail:
+    """A running jail, its channel, and when it was started."""
+
+    executable: str
+    limits: RunLimits
+    sandbox: Sandbox
+    process: subprocess.Popen[bytes]
+    channel: socket.socket
+    nsjail_prefix: list[str]
+    """NsJail's argv up to and including ``--``: what a failed run reports as run."""
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def start(
+        cls, engine: NsJail, executable: str, limits: RunLimits, nsjail_time_limit: int
+    ) -> WarmJail:
+        """Start a jail for ``executable`` with ``limits``; raises ``OSError``/``EvalError``.
+
+        ``nsjail_time_limit`` is NsJail's own limit, which covers the jail's idle life and
+        its run; the run's limit is enforced from the hand-over by the engine's clock.
+        """
+        sandbox = Sandbox.open(engine.memfs_layout(), engine.cgroups, limits)
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        except OSError:
+            sandbox.close()
+            raise
+        try:
+            fd = theirs.fileno()
+            args = engine._build_args(
+                sandbox.memfs,
+                sandbox.log_write,
+                sandbox.cgroup_args,
+                nsjail_time_limit,
+                ["--pass_fd", str(fd)],
+                executable,
+                ["-c", launcher_source(), str(fd)],
+            )
+            process = spawn_jail(args, sandbox.log_write, pass_fds=(fd,))
+        except BaseException:
+            ours.close()
+            sandbox.close()
+            raise
+        finally:
+            theirs.close()
+        prefix = args[: args.index("--") + 1]
+        return cls(executable, limits, sandbox, process, ours, prefix)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until the interpreter is up and blocked on its channel."""
+        return self._receive(READY, timeout)
+
+    @property
+    def age(self) -> float:
+        """Seconds since the jail was started."""
+        return time.monotonic() - self.started
+
+    def alive(self) -> bool:
+        """Whether NsJail (and so the waiting interpreter) is still there."""
+        return self.process.poll() is None
+
+    def hand_over(self, py_args: list[str]) -> float | None:
+        """Send the program; the monotonic time it was sent, or None if the jail is gone.
+
+        Only a confirmed receipt counts: a jail that dies in between gives no confirmation,
+        so the run is never lost to a jail that was already ending.
+        """
+        message = encode_arguments(py_args)
+        assert message, "the caller checks the form first (snekbox.pool.forms)"
+        sent = time.monotonic()
+        try:
+            self.channel.settimeout(HAND_OVER_TIMEOUT)
+            self.channel.sendall(message)
+            self.channel.shutdown(socket.SHUT_WR)
+        except OSError:
+            return None
+        return sent if self._receive(RECEIVED, HAND_OVER_TIMEOUT) else None
+
+    def _receive(self, expected: bytes, timeout: float) -> bool:
+        try:
+            self.channel.settimeout(timeout)
+            return self.channel.recv(1) == expected
+        except OSError:  # including the timeout
+            return False
+
+    def close_channel(self) -> None:
+        """Close the server's end of the channel (the interpreter closed its own already)."""
+        self.channel.close()
+
+    def discard(self) -> None:
+        """End a jail that will not run a program and release everything it holds."""
+        self.channel.close()
+        try:
+            self.sandbox.cgroup.kill()
+            stop_jail(self.process)
+        finally:
+            self.sandbox.close()
