@@ -46,14 +46,17 @@ if os.environ.get(_METRICS_OWNER_ENV) != str(os.getpid()):
         os.environ[_METRICS_ENV] = ownership.make_owned_tempdir(_METRICS_PREFIX)
     os.environ[_METRICS_OWNER_ENV] = str(os.getpid())
 
-from snekbox.services.settings import SLOTS_DIR_ENV, ApiSettings  # noqa: E402 (after the above)
+from snekbox.services.pool_settings import WORKERS_ENV  # noqa: E402 (after the above)
+from snekbox.services.settings import SLOTS_DIR_ENV, ApiSettings  # noqa: E402
 
+workers = 2
+# Each worker keeps its own pre-started jails; the settings count them once per worker.
+os.environ[WORKERS_ENV] = str(workers)
 _settings = ApiSettings.from_env()
 
 wsgi_app = "snekbox:SnekAPI()"
 bind = "0.0.0.0:8060"
 
-workers = 2
 # Gunicorn's gthread worker, except that request heads are read without a thread (see above).
 worker_class = "snekbox.serving.worker.BoundedThreadWorker"
 # Every run may land in one worker, and each waits on a thread; the spare threads keep

@@ -101,7 +101,7 @@ def spawn_jail(
     channel). Raises ``EvalError`` when NsJail cannot be started.
     """
     if log.isEnabledFor(logging.DEBUG):
-        log.debug("NsJail arguments: %r", args)
+        log.debug("NsJail arguments: %r", [_abridged(arg) for arg in args])
     try:
         return subprocess.Popen(
             args,
@@ -118,6 +118,16 @@ def spawn_jail(
     finally:
         # Only NsJail may hold the write end, or the log would never reach end of file.
         os.close(log_write)
+
+
+SHOWN_ARGUMENT = 300
+"""Characters of one argument the debug log shows (code and the pool's launcher are long)."""
+
+
+def _abridged(arg: str) -> str:
+    if len(arg) <= SHOWN_ARGUMENT:
+        return arg
+    return f"{arg[:SHOWN_ARGUMENT]}... ({len(arg)} characters)"
 
 
 def await_jail(

@@ -206,10 +206,13 @@ class NsJail:
         executable_path: str = DEFAULT_EXECUTABLE_PATH,
         *,
         limits: EvalLimits | None = None,
+        use_pool: bool = True,
     ) -> EvalResult:
         """Run ``executable_path`` with ``py_args`` in a fresh jail and collect what it made.
 
-        Never raises for anything the program does; a run that could not happen or whose
+        With a pool (`start_pool`), a run it can serve takes a pre-started jail unless
+        ``use_pool`` is False; the answer is the same either way. Never raises for anything
+        the program does; a run that could not happen or whose
         output could not be read is an ``EvalResult`` with ``returncode`` ``None`` and the
         reason as ``stdout``.
         """
@@ -223,7 +226,7 @@ class NsJail:
         started = time.monotonic()
         try:
             output, stats, collection = self._run_in_sandbox(
-                args, files, run_limits, time_limit, max_output, nsjail_args
+                args, files, run_limits, time_limit, max_output, nsjail_args, use_pool
             )
         except EvalError as e:
             log.info("Run failed: %s", e)
@@ -269,6 +272,7 @@ class NsJail:
         time_limit: int,
         max_output: int,
         nsjail_args: Sequence[str],
+        use_pool: bool = True,
     ) -> tuple[JailOutcome, CgroupStats, Collection]:
         """Run in a pre-started jail when the pool can serve the run, else in a fresh one.
 
@@ -276,7 +280,7 @@ class NsJail:
         by NsJail's whole argv once that is known, so a failure reports what was run.
         """
         files = list(files)
-        pool = self.pool
+        pool = self.pool if use_pool else None
         if pool is not None and pool.can_serve(
             args[0], args[1:], files, run_limits, time_limit, nsjail_args
         ):

@@ -90,6 +90,20 @@ def _warn_about_limits(limits: LimitPolicy, slots: RunSlots) -> None:
         )
 
 
+def _start_pool(runner: Runner, settings: ApiSettings) -> None:
+    """Start the engine's pre-started jails, when the settings ask and the engine has them."""
+    start_pool = getattr(runner, "start_pool", None)
+    if settings.pool is None or start_pool is None:
+        return
+    metrics.prepare_pool_series(settings.pool.sizes)
+    start_pool(settings.pool, metrics.record_pool_event)
+    log.info(
+        "Keeping %s pre-started jail(s) waiting, each retired after %g s",
+        ", ".join(f"{size} for {path}" for path, size in settings.pool.sizes.items()),
+        settings.pool.idle_age,
+    )
+
+
 def create_app(
     runner: Runner,
     settings: ApiSettings | None = None,
@@ -139,6 +153,7 @@ def create_app(
         ),
     )
     app.add_route("/health", HealthResource(HealthCheck(sandbox_probe(runner))))
+    _start_pool(runner, settings)
     app.add_route("/metrics", MetricsResource())
     app.add_route("/openapi.json", OpenAPIResource())
     metrics.RUN_SLOTS.set(slots.count)

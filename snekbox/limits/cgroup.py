@@ -189,9 +189,10 @@ def _enable_controllers(cgroup: Path) -> None:
 
 
 def _read_words(path: Path) -> list[str]:
+    """The words of a cgroup file; none when the cgroup is gone or going (ENOENT, ENODEV)."""
     try:
         return path.read_text().split()
-    except FileNotFoundError:
+    except OSError:
         return []
 
 

@@ -15,6 +15,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -41,7 +42,7 @@ found none (or none that worked), a jail was started, a jail was ended unused.""
 
 READY_TIMEOUT = 10.0
 """Seconds a new jail's interpreter may take to come up before the jail is given up."""
-MAX_BACKOFF = 30.0
+MAX_BACKOFF = 10.0
 """Longest pause between attempts while jails keep failing to start (a broken host)."""
 CLOSE_TIMEOUT = 10.0
 
@@ -182,10 +183,10 @@ class JailPool:
             while ready and ready.jails:
                 jail = ready.jails.popleft()
                 if jail.alive() and jail.age < self.settings.idle_age:
-                    self._lock.notify()
+                    self._lock.notify_all()
                     return jail
                 self._retired.append(jail)
-            self._lock.notify()
+            self._lock.notify_all()
         return None
 
     def ready_count(self, executable: str | None = None) -> int:
@@ -196,6 +197,29 @@ class JailPool:
                 for name, ready in self._ready.items()
                 if executable is None or name == executable
             )
+
+    def wait_full(self, timeout: float, executable: str | None = None) -> bool:
+        """Wait until every interpreter (or ``executable``) has its count of jails waiting.
+
+        For start-up checks, benchmarks and tests that need a settled pool; False at the
+        timeout or when the pool is closed.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not self._closed and not self._full(executable):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(remaining)
+            return not self._closed
+
+    def _full(self, executable: str | None) -> bool:
+        """Whether the jails of ``executable`` (or all) are at their count, none starting."""
+        return all(
+            len(ready.jails) >= self.settings.sizes[name] and not ready.starting
+            for name, ready in self._ready.items()
+            if executable is None or name == executable
+        )
 
     def jails(self) -> list[WarmJail]:
         """The jails waiting now (for tests and leak checks: what the pool holds on purpose)."""
@@ -236,6 +260,7 @@ class JailPool:
                 closed = self._closed
                 if jail is not None and not closed:
                     self._ready[wanted].jails.append(jail)
+                self._lock.notify_all()
             if closed:
                 if jail is not None:  # started while the pool was closing
                     jail.discard()

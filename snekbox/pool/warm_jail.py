@@ -137,7 +137,9 @@ class WarmJail:
         """End a jail that will not run a program and release everything it holds."""
         self.channel.close()
         try:
-            self.sandbox.cgroup.kill()
-            stop_jail(self.process)
+            try:
+                self.sandbox.cgroup.kill()
+            finally:
+                stop_jail(self.process)
         finally:
             self.sandbox.close()

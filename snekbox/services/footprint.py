@@ -21,6 +21,7 @@ __all__ = [
     "RunFootprint",
     "default_max_concurrent_runs",
     "host_memory",
+    "runs_that_fit",
 ]
 
 SHM_MOUNT = "/dev/shm"
@@ -99,8 +100,18 @@ def host_memory() -> int:
     return min(physical, limit) if limit else physical
 
 
-def default_max_concurrent_runs(footprint: RunFootprint, total_memory: int | None = None) -> int:
-    """As many default runs as fit in memory at their worst case, between 1 and 32."""
+def runs_that_fit(footprint: RunFootprint, total_memory: int | None = None) -> int:
+    """How many default runs fit in this host's (or container's) memory at their worst case."""
     if total_memory is None:
         total_memory = host_memory()
-    return max(1, min(MAX_DEFAULT_RUNS, total_memory // footprint.default_run))
+    return total_memory // footprint.default_run
+
+
+def default_max_concurrent_runs(
+    footprint: RunFootprint, total_memory: int | None = None, reserved: int = 0
+) -> int:
+    """As many default runs as fit in memory beside ``reserved`` ones, between 1 and 32.
+
+    ``reserved`` counts the pre-started jails the server keeps waiting: each may become a run.
+    """
+    return max(1, min(MAX_DEFAULT_RUNS, runs_that_fit(footprint, total_memory) - reserved))

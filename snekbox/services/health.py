@@ -51,19 +51,31 @@ class HealthReport:
 
 
 def sandbox_probe(runner: Any) -> Callable[[], None]:
-    """A probe that runs `PROBE_CODE` through `runner` (an `NsJail`) and checks its output."""
+    """A probe that runs `PROBE_CODE` through `runner` (an `NsJail`) and checks its output.
+
+    With pre-started jails the probe runs twice: once as a request would (taking a waiting
+    jail), and once in a fresh jail, because waiting jails started before the host broke would
+    otherwise hide that no new jail can start, neither for cold runs nor for the refill.
+    """
 
     def probe() -> None:
-        result = runner.python3(["-c", PROBE_CODE], limits=EvalLimits(time=PROBE_TIME_LIMIT))
-        if result.returncode is None:
-            raise HealthError(f"the sandbox could not start: {result.stdout}")
-        if result.returncode != 0 or result.stdout != PROBE_OUTPUT:
-            raise HealthError(
-                f"a trivial run ended with return code {result.returncode} (status "
-                f"{result.status}) and output {result.stdout[:200]!r}, not {PROBE_OUTPUT!r}"
-            )
+        _check(runner.python3(["-c", PROBE_CODE], limits=EvalLimits(time=PROBE_TIME_LIMIT)))
+        if getattr(runner, "pool", None) is not None:
+            limits = EvalLimits(time=PROBE_TIME_LIMIT)
+            _check(runner.python3(["-c", PROBE_CODE], limits=limits, use_pool=False))
 
     return probe
+
+
+def _check(result: Any) -> None:
+    """Raise `HealthError` unless ``result`` is the probe's expected answer."""
+    if result.returncode is None:
+        raise HealthError(f"the sandbox could not start: {result.stdout}")
+    if result.returncode != 0 or result.stdout != PROBE_OUTPUT:
+        raise HealthError(
+            f"a trivial run ended with return code {result.returncode} (status "
+            f"{result.status}) and output {result.stdout[:200]!r}, not {PROBE_OUTPUT!r}"
+        )
 
 
 class HealthCheck:

@@ -24,12 +24,14 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from snekbox.pool import EVENTS as POOL_EVENTS
 from snekbox.result import EvalResult, Status
 
 __all__ = [
     "EVALS",
     "EVAL_DURATION",
     "MULTIPROC_DIR_ENV",
+    "POOL_EVENTS_COUNTER",
     "QUEUE_REJECTIONS",
     "QUEUE_WAIT",
     "RUNS_IN_FLIGHT",
@@ -37,7 +39,9 @@ __all__ = [
     "RUN_SLOTS_IN_USE",
     "RUN_SLOT_UTILIZATION",
     "STATUSES",
+    "prepare_pool_series",
     "record_eval",
+    "record_pool_event",
     "render",
 ]
 
@@ -95,6 +99,14 @@ RUN_SLOTS_IN_USE = Gauge(
     _RUN_SLOTS_IN_USE_NAME,
     "Run slots held by sandboxes running right now, across all worker processes.",
     multiprocess_mode="livesum",
+)
+# Pre-started jails: hits and misses say how often a run that could take one found one; refills
+# and retirements how many were started and how many ended unused (idle age, died waiting).
+POOL_EVENTS_COUNTER = Counter(
+    "snekbox_pool_events",
+    "Pre-started jail events: hit (a run took one), miss (an eligible run found none and ran "
+    "cold), refill (one was started), retire (one ended unused).",
+    ["event", "interpreter"],
 )
 RUN_SLOT_UTILIZATION = "snekbox_run_slot_utilization"
 _UTILIZATION_HELP = (
@@ -169,3 +181,15 @@ def record_eval(result: EvalResult) -> None:
     """Count one evaluation that ran, by how it ended, and its wall time."""
     EVALS.labels(result.status).inc()
     EVAL_DURATION.observe(result.duration)
+
+
+def record_pool_event(event: str, executable: str) -> None:
+    """Count one event of the pre-started jails (see `snekbox.pool.EVENTS`)."""
+    POOL_EVENTS_COUNTER.labels(event, executable).inc()
+
+
+def prepare_pool_series(executables: Iterable[str]) -> None:
+    """Make every pool series exist from the start, so a rate over it misses no increment."""
+    for executable in executables:
+        for event in POOL_EVENTS:
+            POOL_EVENTS_COUNTER.labels(event, executable)

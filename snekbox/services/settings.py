@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from snekbox.limits.table import LIMITS
-from snekbox.services.footprint import RunFootprint, default_max_concurrent_runs
+from snekbox.pool import PoolSettings
+from snekbox.services.footprint import RunFootprint, default_max_concurrent_runs, runs_that_fit
+from snekbox.services.pool_settings import fit_pool, pool_from_env, server_processes
 from snekbox.utils.env import positive_number
 
 __all__ = [
@@ -119,6 +121,8 @@ class ApiSettings:
     """How far a request's `limits` may raise each limit."""
     interpreter_root: str = DEFAULT_INTERPRETER_ROOT
     """The only directory `executable_path` may name an interpreter in (what /info lists)."""
+    pool: PoolSettings | None = None
+    """The pre-started jails this process keeps (see `snekbox.services.pool_settings`)."""
 
     @classmethod
     def from_env(
@@ -131,9 +135,17 @@ class ApiSettings:
         """
         if env is None:
             env = os.environ
+        footprint = footprint or RunFootprint.of_default_engine()
+        interpreter_root = env.get(INTERPRETER_ROOT_ENV) or DEFAULT_INTERPRETER_ROOT
+        max_limits = LimitMaxima.from_env(env)
+        pool = pool_from_env(env, interpreter_root, max_limits.time)
+        processes = server_processes(env)
         runs = positive_number(env, MAX_CONCURRENT_RUNS_ENV, int)
         if not runs:
-            runs = default_max_concurrent_runs(footprint or RunFootprint.of_default_engine())
+            reserved = pool.total * processes if pool else 0
+            runs = default_max_concurrent_runs(footprint, reserved=reserved)
+        if pool is not None:
+            pool = fit_pool(pool, runs_that_fit(footprint) - int(runs), processes)
         timeout = positive_number(env, BODY_TIMEOUT_ENV, float)
         queue_timeout = positive_number(env, QUEUE_TIMEOUT_ENV, float)
         return cls(
@@ -142,6 +154,7 @@ class ApiSettings:
             body_timeout=timeout or DEFAULT_BODY_TIMEOUT,
             slots_dir=env.get(SLOTS_DIR_ENV) or None,
             queue_timeout=queue_timeout or DEFAULT_QUEUE_TIMEOUT,
-            max_limits=LimitMaxima.from_env(env),
-            interpreter_root=env.get(INTERPRETER_ROOT_ENV) or DEFAULT_INTERPRETER_ROOT,
+            max_limits=max_limits,
+            interpreter_root=interpreter_root,
+            pool=pool,
         )

@@ -71,6 +71,7 @@ def test_environment_overrides() -> None:
             "SNEKBOX_MAX_BODY_SIZE": "1000",
             "SNEKBOX_BODY_TIMEOUT": "2.5",
             "SNEKBOX_SLOTS_DIR": "/tmp/slots",
+            "SNEKBOX_POOL": "off",
         }
     )
     assert settings == ApiSettings(8, 1000, 2.5, "/tmp/slots")

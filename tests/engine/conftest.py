@@ -17,11 +17,11 @@ from snekbox.nsjail import NsJail
 from snekbox.result import EvalResult
 from snekbox.snekio import FileAttachment
 from tests.support.engine import (
+    POOL_MODES,
     RunCode,
-    memfs_mounts,
-    nsjail_processes,
+    leftovers,
+    pooled_engine,
     provisioned_interpreters,
-    run_cgroups,
 )
 
 
@@ -33,10 +33,20 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-@pytest.fixture(scope="session")
-def nsjail() -> NsJail:
-    """One NsJail shared by the session, as one server process shares it between requests."""
-    return NsJail()
+@pytest.fixture(scope="session", params=POOL_MODES)
+def nsjail(request: pytest.FixtureRequest) -> Iterator[NsJail]:
+    """One NsJail shared by the session, as one server process shares it between requests.
+
+    Every engine test runs twice: with every run in a fresh jail, and with a pool of
+    pre-started jails that each eligible run takes (see ``tests.support.engine``).
+    """
+    if request.param == "cold":
+        yield NsJail()
+        return
+    engine = pooled_engine()
+    yield engine
+    assert engine.pool is not None
+    engine.pool.close()
 
 
 @pytest.fixture
@@ -53,10 +63,7 @@ def run(nsjail: NsJail) -> RunCode:
 def no_leftovers(nsjail: NsJail) -> Iterator[None]:
     """Assert that the test left no memfs mount, memfs directory, cgroup or NsJail behind."""
     yield
-    assert memfs_mounts() == []
-    assert list(nsjail.memfs_root.iterdir()) == []
-    assert run_cgroups(nsjail) == []
-    assert nsjail_processes() == []
+    assert leftovers(nsjail) == {}
 
 
 @pytest.fixture(params=provisioned_interpreters())

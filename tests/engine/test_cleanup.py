@@ -7,7 +7,7 @@ import pytest
 from snekbox import jail_process
 from snekbox.nsjail import NsJail
 from snekbox.snekio import FileAttachment
-from tests.support.engine import memfs_mounts, nsjail_processes, run_cgroups
+from tests.support.engine import leftovers
 
 ENDINGS = {
     "normal": ("print(1)", ()),
@@ -48,10 +48,7 @@ def test_nothing_survives_a_run(nsjail: NsJail, ending: str) -> None:
     code, files = ENDINGS[ending]
     result = nsjail.python3(["-c", code], files=files)
     assert result.status == STATUSES[ending], result
-    assert run_cgroups(nsjail) == []
-    assert nsjail_processes() == []
-    assert memfs_mounts() == []
-    assert list(nsjail.memfs_root.iterdir()) == []
+    assert leftovers(nsjail) == {}
 
 
 def test_nothing_survives_when_nsjail_itself_is_killed(
@@ -62,9 +59,7 @@ def test_nothing_survives_when_nsjail_itself_is_killed(
     code = "import os, time\nfor _ in range(3):\n    os.fork()\ntime.sleep(30)"
     result = nsjail.python3(["-c", code])
     assert result.returncode == 137
-    assert run_cgroups(nsjail) == []
-    assert nsjail_processes() == []
-    assert memfs_mounts() == []
+    assert leftovers(nsjail) == {}
 
 
 def test_a_failed_mount_leaves_no_directory(tmp_path, no_leftovers: None) -> None:

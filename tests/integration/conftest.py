@@ -11,11 +11,19 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.engine import POOL_MODES
 from tests.support.server import Server, running_server
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One Gunicorn for the whole session, as deployed apart from the port."""
-    with running_server(tmp_path_factory.mktemp("gunicorn") / "server.log") as running:
+@pytest.fixture(scope="session", params=POOL_MODES)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One Gunicorn per pool mode for the whole session, as deployed apart from the port.
+
+    Every test that uses it runs twice: with the pre-started jails off and on (the default).
+    """
+    log_path = tmp_path_factory.mktemp(f"gunicorn-{request.param}") / "server.log"
+    pool = "on" if request.param == "pool" else "off"
+    with running_server(log_path, SNEKBOX_POOL=pool) as running:
         yield running

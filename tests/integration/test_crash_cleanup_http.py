@@ -62,16 +62,18 @@ def host() -> Iterator[PrivateHost]:
 
 @dataclass
 class RunInProgress:
-    """A long run a server is busy with, and the processes that belong to it."""
+    """A long run a server is busy with, and what its worker (or its whole server) holds.
+
+    A worker holds its runs and its pre-started jails: a mount below ``<memfs>/<owner>/``, run
+    cgroups named ``run-<owner>-*`` and their processes. ``owners`` are the workers whose
+    holdings must go: the run's worker, or every worker when the whole server is killed.
+    """
 
     mount: Path
     nsjail_pid: int
     worker_pid: int
-    jail_pids: set[int]
-
-    @property
-    def pids(self) -> set[int]:
-        return {self.nsjail_pid, *self.jail_pids}
+    owners: set[str]
+    pids: set[int]
 
 
 def start_long_run(server: Server, host: PrivateHost) -> RunInProgress:
@@ -94,21 +96,50 @@ def start_long_run(server: Server, host: PrivateHost) -> RunInProgress:
 
     if wait_for(file_written, 30) is None:
         pytest.fail(f"The long run did not start:\n{server.log()}")
-    [mount] = host.mounts()
-    [nsjail_pid] = host.nsjail_pids()
-    jail_pids = host.jail_pids()
-    assert jail_pids, "the run's jail is in no cgroup of the server"
-    return RunInProgress(Path(mount), nsjail_pid, parent_pid(nsjail_pid), jail_pids)
+    [mount] = [Path(m) for m in host.mounts() if (Path(m) / "home" / "ballast").exists()]
+    [nsjail_pid] = [pid for pid in host.nsjail_pids() if f"{mount}/home:".encode() in cmdline(pid)]
+    run = RunInProgress(mount, nsjail_pid, parent_pid(nsjail_pid), {mount.parent.name}, set())
+    run.pids = holdings(host, run.owners)["processes"]
+    assert len(run.pids) > 1, "the run's jail is in no cgroup of the server"
+    return run
+
+
+def every_owner(host: PrivateHost) -> set[str]:
+    """Every worker that holds a mount here now."""
+    return {Path(mount).parent.name for mount in host.mounts()}
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def holdings(host: PrivateHost, owners: set[str]) -> dict[str, set[Any]]:
+    """The mounts, run cgroups and live sandbox processes (NsJail and jailed) of ``owners``."""
+    mounts = {m for m in host.mounts() if Path(m).parent.name in owners}
+    cgroups = {
+        run
+        for run in host.run_cgroups()
+        if any(run.name.startswith(f"run-{owner}-") for owner in owners)
+    }
+    marks = [f"{host.memfs_root}/{owner}/".encode() for owner in owners]
+    nsjails = {pid for pid in host.nsjail_pids() if any(m in cmdline(pid) for m in marks)}
+    jailed = {
+        int(pid)
+        for run in cgroups
+        for procs in run.rglob("cgroup.procs")
+        for pid in (procs.read_text().split() if procs.exists() else ())
+    }
+    return {"mounts": mounts, "cgroups": cgroups, "processes": nsjails | jailed}
 
 
 def leftovers(host: PrivateHost, run: RunInProgress) -> dict[str, object]:
-    """What is left of `run` on the host (empty when nothing is)."""
-    found: dict[str, object] = {
-        "mounts": host.mounts(),
-        "cgroups": host.run_cgroups(),
-        "processes": sorted(pid for pid in run.pids if is_alive(pid)),
-    }
-    return {key: value for key, value in found.items() if value}
+    """What is left of the run's owners on the host (empty when nothing is)."""
+    found = holdings(host, run.owners)
+    found["processes"] = {pid for pid in found["processes"] | run.pids if is_alive(pid)}
+    return {key: sorted(value) for key, value in found.items() if value}
 
 
 def wait_until_gone(host: PrivateHost, run: RunInProgress, deadline: float) -> float:
@@ -151,6 +182,8 @@ def test_a_restart_after_the_whole_server_was_killed_ends_the_orphaned_run(
 ) -> None:
     with running_server(tmp_path / "first.log", app=host.app, **host.env) as first:
         run = start_long_run(first, host)
+        run.owners = every_owner(host)  # both workers die, with their waiting jails
+        run.pids |= holdings(host, run.owners)["processes"]
         crashed_dirs = host.temp_dirs("snekbox-slots-") + host.temp_dirs("snekbox-metrics-")
         assert len(crashed_dirs) == 2, crashed_dirs
         os.killpg(first.process.pid, signal.SIGKILL)  # master and workers, not the runs
@@ -187,6 +220,8 @@ def test_workers_orphaned_by_a_dead_master_free_the_port_and_end_their_runs(
     with running_server(tmp_path / "first.log", port=port, app=host.app, **host.env) as first:
         master = first.process.pid
         run = start_long_run(first, host)
+        run.owners = every_owner(host)
+        run.pids |= holdings(host, run.owners)["processes"]
         orphans = children(master)
         assert len(orphans) == 2, orphans
         try:
@@ -219,7 +254,9 @@ def test_workers_orphaned_by_a_dead_master_free_the_port_and_end_their_runs(
 def test_a_removed_cgroup_parent_and_memfs_root_are_recreated_and_health_recovers(
     tmp_path: Path, host: PrivateHost
 ) -> None:
-    with running_server(tmp_path / "server.log", app=host.app, **host.env) as server:
+    # An idle server with no pool holds nothing there; waiting jails would keep both busy.
+    env = {**host.env, "SNEKBOX_POOL": "off"}
+    with running_server(tmp_path / "server.log", app=host.app, **env) as server:
         assert server.request("GET", "/health").status == 200
         for parent in host.parents:
             parent.rmdir()  # empty between runs: every run removes its own cgroups

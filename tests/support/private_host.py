@@ -8,6 +8,7 @@ a failed test left behind, so a failure here never leaks into the next test.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -25,6 +26,24 @@ from snekbox.snekio import filesystem
 from tests.support.server import REPO
 
 MiB = 1024 * 1024
+LAUNCHER_MARK = "_snekbox_pool_launch"
+"""In the argv of a pre-started jail's NsJail: the launcher its interpreter runs."""
+
+
+@dataclass
+class WaitingJails:
+    """What pre-started jails hold: their mounts, run cgroup names and NsJail pids."""
+
+    mounts: set[str]
+    cgroup_names: set[str]
+    nsjail_pids: set[int]
+
+
+def _read_words(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except OSError:
+        return []
 
 
 @dataclass
@@ -92,6 +111,42 @@ class PrivateHost:
             except OSError:
                 continue
         return found
+
+    def waiting_jails(self) -> WaitingJails:
+        """What the live servers' pre-started jails hold here (their launcher is in argv)."""
+        held = WaitingJails(set(), set(), set())
+        for pid in self.nsjail_pids():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+            except OSError:
+                continue
+            if not any(LAUNCHER_MARK in arg for arg in argv):
+                continue
+            held.nsjail_pids.add(pid)
+            for option, value in itertools.pairwise(argv):
+                if option == "--bindmount":
+                    held.mounts.add(value.split(":", 1)[0].removesuffix("/home"))
+                elif option in ("--cgroup_mem_parent", "--cgroup_pids_parent"):
+                    held.cgroup_names.add(value.rsplit("/", 1)[-1])
+        return held
+
+    def leftovers(self) -> dict[str, object]:
+        """Mounts, run cgroups and sandbox processes here, apart from waiting jails'."""
+        held = self.waiting_jails()
+        runs = [run for run in self.run_cgroups() if run.name not in held.cgroup_names]
+        jailed = {
+            int(pid)
+            for run in runs
+            for procs in run.rglob("cgroup.procs")
+            for pid in _read_words(procs)
+        }
+        found: dict[str, object] = {
+            "mounts": [m for m in self.mounts() if m not in held.mounts],
+            "cgroups": runs,
+            "nsjail": sorted(self.nsjail_pids() - held.nsjail_pids),
+            "jailed": sorted(jailed),
+        }
+        return {key: value for key, value in found.items() if value}
 
     def temp_dirs(self, prefix: str) -> list[Path]:
         return sorted(self.tmpdir.glob(f"{prefix}*"))

@@ -10,11 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,13 +20,34 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).resolve().parents[2]
-GUNICORN_CONFIG = REPO / "config" / "gunicorn.conf.py"
+from tests.support.gunicorn import (
+    GUNICORN_CONFIG,
+    REPO,
+    ServerFailedError,
+    free_port,
+    spawn_gunicorn,
+    stop,
+    wait_for_status,
+)
+
+__all__ = [
+    "BODY_TIMEOUT",
+    "CONCURRENT_RUNS",
+    "REPO",
+    "Response",
+    "Server",
+    "free_port",
+    "metric_values",
+    "require_provisioned_root",
+    "running_server",
+    "stop",
+    "wait_until_answers",
+    "wait_until_serving",
+]
+
 # The issue's scenario: eight concurrent sleeps with the setting at 8.
 CONCURRENT_RUNS = 8
 BODY_TIMEOUT = 5
-START_TIMEOUT = 60
-STOP_TIMEOUT = 30
 
 
 @dataclass
@@ -89,27 +106,9 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
 def wait_until_serving(server: Server) -> None:
     """Wait until a worker has loaded the app (an unknown route answers 404)."""
     wait_until_answers(server, "/ready-probe", 404, "Gunicorn", server.log)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the server's process group gracefully, and for certain if that stalls."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 def require_provisioned_root() -> None:
@@ -151,24 +150,7 @@ def running_server(
     env["TMPDIR"] = str(private_tmp)
     env.update(env_overrides)
     port = port or free_port(host)
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                str(config),
-                "--bind",
-                f"{host}:{port}",
-                *([app] if app else []),
-            ],
-            cwd=cwd,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so teardown reaches every worker
-        )
+    process = spawn_gunicorn(log_path, host, port, env, app=app, config=config, cwd=cwd)
     running = Server(host, port, process, log_path)
     try:
         wait_until_serving(running)
@@ -181,17 +163,10 @@ def wait_until_answers(
     server: Server, path: str, status: int, what: str, log: Callable[[], str]
 ) -> None:
     """Wait until ``GET path`` answers ``status``; fail with ``log()`` if ``what`` dies."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"{what} exited with {server.process.returncode}:\n{log()}")
-        try:
-            if server.request("GET", path, timeout=5).status == status:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{what} did not answer within {START_TIMEOUT} s:\n{log()}")
+    try:
+        wait_for_status(server.process, server.host, server.port, path, status, what, log)
+    except ServerFailedError as error:
+        pytest.fail(str(error))
 
 
 def metric_values(server: Server) -> dict[str, float]:
