@@ -190,7 +190,13 @@ RUN "/snekbin/python/$PYTHON_DEFAULT/bin/python" -m venv /venv \
 # server, which prepares them when it starts (a build has none to prepare).
 # With DEV=1 or EVAL_DEPS=1 the eval packages then go into user_base with the command
 # Kubernetes' init container runs (deployment.yaml), for every interpreter.
+# Provisioning is stdlib-only: its package, and of snekbox only the layout module it shares
+# with the server and what importing that runs, so a change to the rest of snekbox never
+# invalidates the eval packages' layer.
 COPY scripts/provision.py scripts/
+COPY snekbox_provision/ snekbox_provision/
+COPY snekbox/__init__.py snekbox/layout.py snekbox/
+COPY snekbox/utils/__init__.py snekbox/utils/logging.py snekbox/utils/
 ARG EVAL_DEPS=0
 RUN python scripts/provision.py \
         --snekbin /snekbin \

@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from snekbox.services.settings import DEFAULT_INTERPRETER_ROOT
+from snekbox import layout
 
 __all__ = [
     "Interpreter",
@@ -32,9 +32,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SNEKBIN_PYTHON = Path(DEFAULT_INTERPRETER_ROOT)
-DEFAULT_NAME = "default"
-USER_BASE = "/snekbox/user_base"
+SNEKBIN_PYTHON = Path(layout.INTERPRETER_ROOT)
+DEFAULT_NAME = layout.DEFAULT_INTERPRETER
+USER_BASE = layout.USER_BASE
 PROBE_TIMEOUT = 15.0
 
 # Runs under the interpreter being described, with -S (no site: nothing of user_base is
@@ -158,7 +158,7 @@ def discover_interpreters(
     default_target = (root / DEFAULT_NAME).resolve()
     candidates: list[tuple[str, Path, bool]] = []
     for directory in sorted(root.iterdir() if root.is_dir() else ()):
-        executable = directory / "bin" / "python"
+        executable = directory / layout.INTERPRETER_EXECUTABLE
         if not executable.is_file() or not os.access(executable, os.X_OK):
             continue
         is_default = directory.resolve() == default_target

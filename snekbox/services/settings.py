@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from snekbox.layout import INTERPRETER_ROOT as DEFAULT_INTERPRETER_ROOT
 from snekbox.limits.table import LIMITS
 from snekbox.pool import PoolSettings
 from snekbox.services.footprint import RunFootprint, default_max_concurrent_runs, runs_that_fit
@@ -36,7 +37,6 @@ QUEUE_TIMEOUT_ENV = "SNEKBOX_QUEUE_TIMEOUT"
 # Set by config/gunicorn.conf.py in the master so that every worker shares one set of slots.
 SLOTS_DIR_ENV = "SNEKBOX_SLOTS_DIR"
 INTERPRETER_ROOT_ENV = "SNEKBOX_INTERPRETER_ROOT"
-DEFAULT_INTERPRETER_ROOT = "/snekbin/python"
 
 MiB = 1024**2
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from uuid import uuid4
 
+from snekbox import layout
 from snekbox.limits.timed import time_limit
 from snekbox.snekio import filesystem
 from snekbox.snekio.attachment import DIR_MODE, FileAttachment
@@ -25,7 +26,7 @@ __all__ = ("DEFAULT_MEMFS_ROOT", "MEMFS_ROOT_ENV", "MemFS", "memfs_root")
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MEMFS_ROOT = Path("/memfs")
+DEFAULT_MEMFS_ROOT = Path(layout.MEMFS_ROOT)
 MEMFS_ROOT_ENV = "SNEKBOX_MEMFS_ROOT"
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from snekbox import layout
 from snekbox.ownership import Owner
 from snekbox.snekio import filesystem
 
@@ -25,7 +26,7 @@ __all__ = ("MEMFS_ROOT_MODE", "owner_memfs_dir", "remove_owner_mounts")
 
 log = logging.getLogger(__name__)
 
-MEMFS_ROOT_MODE = 0o755
+MEMFS_ROOT_MODE = layout.MEMFS_ROOT_MODE
 """The memfs root as provisioning makes it: root's, searchable by the jail's user namespace."""
 
 RECORD_KIND = "memfs"

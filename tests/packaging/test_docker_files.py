@@ -1,9 +1,10 @@
 """The image files, checked in seconds by `make test`; `make test-image` builds and runs them.
 
 What a real build and run prove (stages, COPY sources, scripts, entry point, compose and
-Kubernetes) lives in tests/image. Here: hadolint, build_python.sh's own checks, and the few
-promises a build on this machine cannot show, because it builds only the interpreters it has
-sources for (see the README's Docker section).
+Kubernetes) lives in tests/image. Here: hadolint, build_python.sh's own checks, that the stage
+which provisions has every file provisioning imports, and the few promises a build on this
+machine cannot show, because it builds only the interpreters it has sources for (see the
+README's Docker section).
 """
 
 from __future__ import annotations
@@ -93,6 +94,54 @@ def test_build_python_refuses_a_tarball_with_the_wrong_checksum(
     assert result.returncode != 0
     assert "does not match the SHA-256" in result.stderr
     assert not (tmp_path / "prefix").exists()
+
+
+# --- the venv stage provisions before snekbox is installed -------------------------------------
+
+
+def venv_stage_copies() -> list[tuple[list[str], str]]:
+    """The venv stage's COPY instructions from the build context, up to its provisioning RUN."""
+    stage = (REPO / "Dockerfile").read_text().split("\nFROM base AS venv\n", 1)[1]
+    before_provisioning = stage.split("\nRUN python scripts/provision.py", 1)
+    assert len(before_provisioning) == 2, "the venv stage no longer runs scripts/provision.py"
+    copies = []
+    for line in before_provisioning[0].splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(word.startswith("--from=") for word in words):
+            copies.append((words[1:-1], words[-1]))
+    return copies
+
+
+def test_the_venv_stage_copies_all_that_provisioning_imports(tmp_path: Path) -> None:
+    """The stage's files alone run scripts/provision.py, with no site-packages at all."""
+    for sources, destination in venv_stage_copies():
+        target = tmp_path / destination  # Relative to WORKDIR /snekbox, as in the stage.
+        for source in sources:
+            if (REPO / source).is_dir():
+                ignore = shutil.ignore_patterns("__pycache__")
+                shutil.copytree(REPO / source, target, ignore=ignore, dirs_exist_ok=True)
+            else:
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy(REPO / source, target / Path(source).name)
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "scripts/provision.py", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--only-eval-deps" in result.stdout
+
+
+def test_the_build_context_admits_what_the_venv_stage_copies() -> None:
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    admitted = [line[1:].rstrip("/") for line in lines if line.startswith("!")]
+    for sources, _destination in venv_stage_copies():
+        for source in sources:
+            path = source.rstrip("/")
+            assert any(path == entry or path.startswith(entry + "/") for entry in admitted), (
+                f"{source} is copied but .dockerignore leaves it out of the build context"
+            )
 
 
 # --- the init container's command, run natively ----------------------------------------------
