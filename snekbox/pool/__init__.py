@@ -4,6 +4,6 @@
 starts one and hands it its program; `launcher` is what its interpreter runs while it waits.
 """
 
-from snekbox.pool.pool import EVENTS, JailPool, PoolSettings
+from snekbox.pool.pool import EVENTS, JailPool, PoolSettings, live_pools
 
-__all__ = ("EVENTS", "JailPool", "PoolSettings")
+__all__ = ("EVENTS", "JailPool", "PoolSettings", "live_pools")

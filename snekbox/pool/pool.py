@@ -32,7 +32,7 @@ from snekbox.snekio import Collection, FileAttachment
 if TYPE_CHECKING:
     from snekbox.nsjail import NsJail
 
-__all__ = ("EVENTS", "JailPool", "PoolSettings")
+__all__ = ("EVENTS", "JailPool", "PoolSettings", "live_pools")
 
 log = logging.getLogger(__name__)
 
@@ -345,6 +345,11 @@ class JailPool:
 
 
 _live_pools: weakref.WeakSet[JailPool] = weakref.WeakSet()
+
+
+def live_pools() -> list[JailPool]:
+    """The pools of this process not yet closed, whose jails wait on purpose (leak checks)."""
+    return [pool for pool in list(_live_pools) if not pool._closed]
 
 
 def _after_fork_in_child() -> None:

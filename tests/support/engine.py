@@ -9,7 +9,7 @@ from typing import Any
 
 from snekbox.jail_config import DEFAULT_EXECUTABLE_PATH
 from snekbox.nsjail import NsJail
-from snekbox.pool import PoolSettings
+from snekbox.pool import PoolSettings, live_pools
 from snekbox.result import EvalResult
 
 RunCode = Callable[..., EvalResult]
@@ -94,16 +94,16 @@ def pooled_engine(**kwargs: Any) -> SettledPoolNsJail:
 
 
 def leftovers(nsjail: NsJail) -> dict[str, list[Any]]:
-    """What runs left on the host (empty when nothing), apart from the pool's waiting jails.
+    """What runs left on the host (empty when nothing), apart from waiting jails of live pools.
 
-    The pool is first let settle, so no jail is half-started while the host is looked at.
+    Each pool is first let settle, so no jail is half-started while the host is looked at.
     """
     held_mounts: set[str] = set()
     held_cgroups: set[Path] = set()
     held_pids: set[int] = set()
-    if nsjail.pool is not None:
-        assert nsjail.pool.wait_full(POOL_READY_TIMEOUT), "the pool did not settle"
-        for jail in nsjail.pool.jails():
+    for pool in live_pools():  # this engine's, and any other engine's of this process
+        assert pool.wait_full(POOL_READY_TIMEOUT), "the pool did not settle"
+        for jail in pool.jails():
             held_mounts.add(str(jail.sandbox.memfs.path))
             held_cgroups.update({jail.sandbox.cgroup.memory, jail.sandbox.cgroup.pids})
             held_pids.add(jail.process.pid)
