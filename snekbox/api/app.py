@@ -98,8 +98,8 @@ def _start_pool(runner: Runner, settings: ApiSettings) -> None:
     metrics.prepare_pool_series(settings.pool.sizes)
     start_pool(settings.pool, metrics.record_pool_event)
     log.info(
-        "Keeping %s pre-started jail(s) waiting, each retired after %g s",
-        ", ".join(f"{size} for {path}" for path, size in settings.pool.sizes.items()),
+        "Pre-started jails: %s, each retired after %g s unused",
+        ", ".join(f"{size} waiting for {path}" for path, size in settings.pool.sizes.items()),
         settings.pool.idle_age,
     )
 
