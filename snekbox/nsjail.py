@@ -280,14 +280,17 @@ class NsJail:
         by NsJail's whole argv once that is known, so a failure reports what was run.
         """
         files = list(files)
-        pool = self.pool if use_pool else None
-        if pool is not None and pool.can_serve(
-            args[0], args[1:], files, run_limits, time_limit, nsjail_args
-        ):
-            served = pool.run(args, files, run_limits, time_limit, max_output)
-            if served is not None:
-                return served
-        return self._run_cold(args, files, run_limits, time_limit, max_output, nsjail_args)
+        pool = self.pool
+        if pool is None:
+            return self._run_cold(args, files, run_limits, time_limit, max_output, nsjail_args)
+        with pool.running():
+            if use_pool and pool.can_serve(
+                args[0], args[1:], files, run_limits, time_limit, nsjail_args
+            ):
+                served = pool.run(args, files, run_limits, time_limit, max_output)
+                if served is not None:
+                    return served
+            return self._run_cold(args, files, run_limits, time_limit, max_output, nsjail_args)
 
     def _run_cold(
         self,

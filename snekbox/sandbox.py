@@ -37,7 +37,7 @@ class MemfsLayout:
     files_timeout: float
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Sandbox:
     """A run's memfs, cgroup and log pipe; `close()` (or leaving ``with``) releases all."""
 
@@ -75,10 +75,17 @@ class Sandbox:
         except OSError as e:
             raise EvalError(f"{type(e).__name__}: Failed to create file '{e.filename}'.") from e
 
-    def finish(self) -> tuple[CgroupStats, Collection]:
-        """The ended run's counters, then (with its processes gone) the files it left."""
+    def finish(self, release_cgroup: bool = True) -> tuple[CgroupStats, Collection]:
+        """The ended run's counters, then (with its processes gone) the files it left.
+
+        Anything left in the cgroup is killed first; with ``release_cgroup`` the cgroup is also
+        removed, else that is left to `close` (the pool does it after the answer is out).
+        """
         stats = self.cgroup.stats()
-        self.cgroup.remove()
+        if release_cgroup:
+            self.cgroup.remove()
+        else:
+            self.cgroup.kill()
         try:
             collection = self.memfs.collect(
                 self.layout.files_limit, self.layout.files_pattern, self.layout.files_timeout

@@ -18,7 +18,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from snekbox.limits.run_cgroup import CgroupStats, RunLimits
 from snekbox.pool.forms import is_pooled_form
 from snekbox.pool.warm_jail import WarmJail
 from snekbox.result import EvalError
+from snekbox.sandbox import Sandbox
 from snekbox.snekio import Collection, FileAttachment
 
 if TYPE_CHECKING:
@@ -45,6 +47,9 @@ READY_TIMEOUT = 10.0
 MAX_BACKOFF = 10.0
 """Longest pause between attempts while jails keep failing to start (a broken host)."""
 CLOSE_TIMEOUT = 10.0
+REFILL_DELAY = 0.02
+"""Seconds the refill waits after a run, so that run's answer goes out before a new jail's
+start takes the CPU, the cgroup and mount locks and this process's GIL."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,11 @@ class JailPool:
         self.nsjail_time_limit = int(settings.idle_age + 1) + settings.max_time
         self._ready = {executable: _Ready() for executable, size in settings.sizes.items() if size}
         self._retired: list[WarmJail] = []
+        self._releasing: list[Sandbox] = []
+        self._busy = 0
+        """Runs of the engine in flight (cold or pooled): the refill waits until there are none."""
+        self._quiet_from = 0.0
+        """When the last run's answer has had `REFILL_DELAY` to leave (monotonic)."""
         self._lock = threading.Condition()
         self._closed = False
         self._pid = os.getpid()
@@ -137,29 +147,14 @@ class JailPool:
         """
         executable, *py_args = args
         jail = self._take(executable)
-        if jail is None:
+        started = None if jail is None else self._hand_over(jail, files, limits, py_args)
+        if jail is None or started is None:
             self._report("miss", executable)
             return None
+        self._report("hit", executable)
+        args[:] = [*jail.nsjail_prefix, *args]
         sandbox = jail.sandbox
-        with sandbox:
-            try:
-                sandbox.write_inputs(files)
-                if limits != jail.limits:
-                    sandbox.cgroup.tighten(limits)
-                started = jail.hand_over(py_args)
-            except OSError:
-                log.warning("Could not prepare a waiting jail's run; running it cold.")
-                started = None
-            except BaseException:
-                jail.discard()
-                raise
-            if started is None:
-                jail.discard()
-                self._report("miss", executable)
-                return None
-            jail.close_channel()
-            self._report("hit", executable)
-            args[:] = [*jail.nsjail_prefix, *args]
+        try:
             try:
                 outcome = await_jail(
                     jail.process,
@@ -173,8 +168,66 @@ class JailPool:
             finally:
                 stop_jail(jail.process)
             self.engine._parse_log(outcome.log_lines)
-            stats, collection = sandbox.finish()
+            stats, collection = sandbox.finish(release_cgroup=False)
+        except BaseException:
+            sandbox.close()
+            raise
+        self._release_later(sandbox)
         return outcome, stats, collection
+
+    def _hand_over(
+        self,
+        jail: WarmJail,
+        files: Sequence[FileAttachment],
+        limits: RunLimits,
+        py_args: list[str],
+    ) -> float | None:
+        """Give ``jail`` its files, limits and program: when it was sent, or None (jail ended).
+
+        Raises ``EvalError`` (the jail ended) for files that do not fit, as a cold run would.
+        """
+        try:
+            jail.sandbox.write_inputs(files)
+            if limits != jail.limits:
+                jail.sandbox.cgroup.tighten(limits)
+            started = jail.hand_over(py_args)
+        except OSError:
+            log.warning("Could not prepare a waiting jail's run; running it cold.")
+            started = None
+        except BaseException:
+            jail.discard()
+            raise
+        if started is None:
+            jail.discard()
+            return None
+        jail.close_channel()
+        return started
+
+    def _release_later(self, sandbox: Sandbox) -> None:
+        """Leave a finished run's cgroup and memfs to the pool's thread to remove.
+
+        Its processes are dead and its files collected; removing the cgroup and unmounting
+        the memfs takes a millisecond more, which the answer need not wait for.
+        """
+        with self._lock:
+            if not self._closed:
+                self._releasing.append(sandbox)
+                self._lock.notify_all()
+                return
+        sandbox.close()
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Count one run of the engine (pooled or cold) for as long as it is in flight."""
+        with self._lock:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self._quiet_from = time.monotonic() + REFILL_DELAY
+                self._lock.notify_all()
 
     def _take(self, executable: str) -> WarmJail | None:
         """The oldest jail of ``executable`` that is alive and not past its idle age."""
@@ -214,8 +267,11 @@ class JailPool:
             return not self._closed
 
     def _full(self, executable: str | None) -> bool:
-        """Whether the jails of ``executable`` (or all) are at their count, none starting."""
-        return all(
+        """Whether ``executable``'s jails (or all) are at their count, none starting.
+
+        Every finished run's sandbox must have been released as well.
+        """
+        return not self._releasing and all(
             len(ready.jails) >= self.settings.sizes[name] and not ready.starting
             for name, ready in self._ready.items()
             if executable is None or name == executable
@@ -242,14 +298,19 @@ class JailPool:
             with self._lock:
                 if self._closed:
                     return
+                releasing = list(self._releasing)  # they stay listed until released
                 retired, self._retired = self._retired, []
                 retired += self._expired()
-                wanted = self._next_wanted() if not retired else None
-                if wanted is None and not retired:
-                    self._lock.wait(self._until_next_expiry())
+                # Starting a jail while a run is in flight would take CPU, the cgroup and mount
+                # locks, and this process's GIL from that run; the refill waits for a pause.
+                idle = self._busy == 0 and time.monotonic() >= self._quiet_from
+                wanted = self._next_wanted() if idle and not retired else None
+                if wanted is None and not retired and not releasing:
+                    self._lock.wait(self._next_wake(idle))
                     continue
                 if wanted is not None:
                     self._ready[wanted].starting += 1
+            self._release(releasing)
             for jail in retired:
                 self._end(jail)
             if wanted is None:
@@ -285,6 +346,17 @@ class JailPool:
         self._report("refill", executable)
         return jail
 
+    def _release(self, sandboxes: list[Sandbox]) -> None:
+        for sandbox in sandboxes:
+            try:
+                sandbox.close()
+            except Exception:
+                log.exception("Could not release a finished run's sandbox.")
+        if sandboxes:
+            with self._lock:
+                self._releasing = [s for s in self._releasing if s not in sandboxes]
+                self._lock.notify_all()  # wait_full() waits for releases too
+
     def _end(self, jail: WarmJail) -> None:
         try:
             jail.discard()
@@ -311,6 +383,14 @@ class JailPool:
                 return executable
         return None
 
+    def _next_wake(self, idle: bool) -> float | None:
+        """How long the refill may sleep: to the next expiry, or the end of the delay."""
+        if self._busy:
+            return None  # the run's end notifies
+        if not idle:
+            return max(0.0, self._quiet_from - time.monotonic())
+        return self._until_next_expiry()
+
     def _until_next_expiry(self) -> float:
         ages = [jail.age for ready in self._ready.values() for jail in ready.jails]
         return max(0.05, self.settings.idle_age - max(ages)) if ages else self.settings.idle_age
@@ -327,9 +407,13 @@ class JailPool:
             for ready in self._ready.values():
                 ready.jails.clear()
             self._retired = []
+            releasing = list(self._releasing)
             self._lock.notify_all()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(CLOSE_TIMEOUT)
+        with self._lock:
+            releasing = [*releasing, *(s for s in self._releasing if s not in releasing)]
+        self._release(releasing)
         for jail in jails:
             self._end(jail)
 
