@@ -28,7 +28,7 @@ from snekbox.jail_process import CappedText, JailOutcome, run_jail
 from snekbox.limits import cgroup, swap
 from snekbox.limits.run_cgroup import CgroupStats, RunLimits
 from snekbox.limits.table import EvalLimits, config_defaults, merge, parse_nsjail_options
-from snekbox.pool import JailPool, PoolSettings
+from snekbox.pool import JailPool, JailRecipe, PoolSettings
 from snekbox.result import EvalError, EvalResult, decide_status
 from snekbox.sandbox import MemfsLayout, Sandbox
 from snekbox.snekio import Collection, FileAttachment, MemFS
@@ -144,7 +144,10 @@ class NsJail:
         if old is not None:
             old.close()
         _, default_limits, _ = self._run_limits(EvalLimits(), (), self.max_output_size)
-        pool = JailPool(self, settings, default_limits, observer)
+        recipe = JailRecipe(
+            self.memfs_layout, self.cgroups, self._build_args, self.read_chunk_size, self._parse_log
+        )
+        pool = JailPool(recipe, settings, default_limits, observer)
         pool.start()
         self.pool = pool
         return pool

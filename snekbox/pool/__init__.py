@@ -5,5 +5,6 @@ starts one and hands it its program; `launcher` is what its interpreter runs whi
 """
 
 from snekbox.pool.pool import EVENTS, JailPool, PoolSettings, live_pools
+from snekbox.pool.warm_jail import JailRecipe
 
-__all__ = ("EVENTS", "JailPool", "PoolSettings", "live_pools")
+__all__ = ("EVENTS", "JailPool", "JailRecipe", "PoolSettings", "live_pools")

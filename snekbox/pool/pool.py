@@ -21,18 +21,14 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from snekbox.jail_process import JailOutcome, await_jail, stop_jail
 from snekbox.limits.run_cgroup import CgroupStats, RunLimits
 from snekbox.pool.forms import is_pooled_form
-from snekbox.pool.warm_jail import WarmJail
+from snekbox.pool.warm_jail import JailRecipe, WarmJail
 from snekbox.result import EvalError
 from snekbox.sandbox import Sandbox
 from snekbox.snekio import Collection, FileAttachment
-
-if TYPE_CHECKING:
-    from snekbox.nsjail import NsJail
 
 __all__ = ("EVENTS", "JailPool", "PoolSettings", "live_pools")
 
@@ -80,12 +76,12 @@ class JailPool:
 
     def __init__(
         self,
-        engine: NsJail,
+        recipe: JailRecipe,
         settings: PoolSettings,
         limits: RunLimits,
         observer: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.engine = engine
+        self.recipe = recipe
         self.settings = settings
         self.limits = limits
         """The limits every jail is started with: the config's (lower ones are set at hand-over)."""
@@ -151,8 +147,6 @@ class JailPool:
         if jail is None or started is None:
             self._report("miss", executable)
             return None
-        self._report("hit", executable)
-        args[:] = [*jail.nsjail_prefix, *args]
         sandbox = jail.sandbox
         try:
             try:
@@ -162,14 +156,23 @@ class JailPool:
                     started,
                     time_limit,
                     max_output,
-                    self.engine.read_chunk_size,
+                    self.recipe.read_chunk_size,
                     sandbox.cgroup.kill,
                 )
             finally:
                 stop_jail(jail.process)
-            self.engine._parse_log(outcome.log_lines)
+            if not jail.received():
+                log.warning("A waiting jail ended before it took its program; running it cold.")
+                jail.discard()
+                self._report("miss", executable)
+                return None
+            jail.close_channel()
+            self._report("hit", executable)
+            args[:] = [*jail.nsjail_prefix, *args]
+            self.recipe.relay_log(outcome.log_lines)
             stats, collection = sandbox.finish(release_cgroup=False)
         except BaseException:
+            jail.close_channel()
             sandbox.close()
             raise
         self._release_later(sandbox)
@@ -199,8 +202,6 @@ class JailPool:
             raise
         if started is None:
             jail.discard()
-            return None
-        jail.close_channel()
         return started
 
     def _release_later(self, sandbox: Sandbox) -> None:
@@ -335,7 +336,7 @@ class JailPool:
     def _start(self, executable: str) -> WarmJail | None:
         """Start one jail and wait until it is ready; None (logged) when that fails."""
         try:
-            jail = WarmJail.start(self.engine, executable, self.limits, self.nsjail_time_limit)
+            jail = WarmJail.start(self.recipe, executable, self.limits, self.nsjail_time_limit)
         except (OSError, EvalError):
             log.exception("Could not start a waiting jail for %s.", executable)
             return None

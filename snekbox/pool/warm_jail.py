@@ -13,34 +13,51 @@ import logging
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from snekbox.jail_process import spawn_jail, stop_jail
+from snekbox.limits.cgroup import CgroupSetup
 from snekbox.limits.run_cgroup import RunLimits
 from snekbox.pool.forms import encode_arguments
-from snekbox.sandbox import Sandbox
+from snekbox.sandbox import MemfsLayout, Sandbox
+from snekbox.snekio import MemFS
 
-if TYPE_CHECKING:
-    from snekbox.nsjail import NsJail
-
-__all__ = ("WarmJail", "launcher_source")
+__all__ = ("JailRecipe", "WarmJail", "launcher_source")
 
 log = logging.getLogger(__name__)
 
 READY = b"R"
 RECEIVED = b"A"
 HAND_OVER_TIMEOUT = 5.0
-"""Seconds a waiting interpreter gets to confirm it received its program (it is blocked in a
-read, so only an overloaded host takes more than a millisecond)."""
+"""Seconds sending the program may take (the waiting interpreter reads it at once)."""
 
 
 @cache
 def launcher_source() -> str:
     """The launcher's source, passed to the interpreter with ``-c``."""
     return (Path(__file__).parent / "launcher.py").read_text()
+
+
+@dataclass(frozen=True, slots=True)
+class JailRecipe:
+    """What the engine that owns a pool gives it to make jails exactly as its cold runs are.
+
+    The pool never imports the engine: it receives these, so the engine stays the only
+    author of a jail's layout and NsJail arguments.
+    """
+
+    layout: Callable[[], MemfsLayout]
+    cgroups: CgroupSetup
+    build_args: Callable[
+        [MemFS, int, Sequence[str], int, Sequence[str], str, Sequence[str]], list[str]
+    ]
+    """``(memfs, log_fd, cgroup_args, time_limit, nsjail_args, executable, py_args)``."""
+    read_chunk_size: int
+    relay_log: Callable[[Iterable[str]], None]
+    """Re-logs NsJail's log lines as the engine does for cold runs."""
 
 
 @dataclass(slots=True)
@@ -58,14 +75,14 @@ class WarmJail:
 
     @classmethod
     def start(
-        cls, engine: NsJail, executable: str, limits: RunLimits, nsjail_time_limit: int
+        cls, recipe: JailRecipe, executable: str, limits: RunLimits, nsjail_time_limit: int
     ) -> WarmJail:
         """Start a jail for ``executable`` with ``limits``; raises ``OSError``/``EvalError``.
 
         ``nsjail_time_limit`` is NsJail's own limit, which covers the jail's idle life and
         its run; the run's limit is enforced from the hand-over by the engine's clock.
         """
-        sandbox = Sandbox.open(engine.memfs_layout(), engine.cgroups, limits)
+        sandbox = Sandbox.open(recipe.layout(), recipe.cgroups, limits)
         try:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         except OSError:
@@ -73,7 +90,7 @@ class WarmJail:
             raise
         try:
             fd = theirs.fileno()
-            args = engine._build_args(
+            args = recipe.build_args(
                 sandbox.memfs,
                 sandbox.log_write,
                 sandbox.cgroup_args,
@@ -108,8 +125,8 @@ class WarmJail:
     def hand_over(self, py_args: list[str]) -> float | None:
         """Send the program; the monotonic time it was sent, or None if the jail is gone.
 
-        Only a confirmed receipt counts: a jail that dies in between gives no confirmation,
-        so the run is never lost to a jail that was already ending.
+        The receipt is not awaited here, so the run is not held up by a round trip: the
+        launcher writes it before the program starts, and `received` reads it afterwards.
         """
         message = encode_arguments(py_args)
         assert message, "the caller checks the form first (snekbox.pool.forms)"
@@ -120,11 +137,19 @@ class WarmJail:
             self.channel.shutdown(socket.SHUT_WR)
         except OSError:
             return None
-        return sent if self._receive(RECEIVED, HAND_OVER_TIMEOUT) else None
+        return sent
+
+    def received(self) -> bool:
+        """Whether the launcher confirmed the program, read once the jail has ended.
+
+        Only a confirmed receipt counts: a jail that died before it took the program (its
+        output is then empty) gives none, and its run is run again, cold.
+        """
+        return self._receive(RECEIVED, 0.0)
 
     def _receive(self, expected: bytes, timeout: float) -> bool:
         try:
-            self.channel.settimeout(timeout)
+            self.channel.settimeout(timeout)  # 0: only what has arrived already
             return self.channel.recv(1) == expected
         except OSError:  # including the timeout
             return False
