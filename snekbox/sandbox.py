@@ -78,14 +78,14 @@ class Sandbox:
     def finish(self, release_cgroup: bool = True) -> tuple[CgroupStats, Collection]:
         """The ended run's counters, then (with its processes gone) the files it left.
 
-        Anything left in the cgroup is killed first; with ``release_cgroup`` the cgroup is also
-        removed, else that is left to `close` (the pool does it after the answer is out).
+        With ``release_cgroup`` anything left in the cgroup is killed and the cgroup removed
+        first. Without it (the pool, which removes it after the answer is out) nothing can be
+        left to kill: NsJail has reaped the jail's first process, and the kernel ends every
+        other process of a PID namespace before its first one can be reaped.
         """
         stats = self.cgroup.stats()
         if release_cgroup:
             self.cgroup.remove()
-        else:
-            self.cgroup.kill()
         try:
             collection = self.memfs.collect(
                 self.layout.files_limit, self.layout.files_pattern, self.layout.files_timeout

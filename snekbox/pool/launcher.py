@@ -4,9 +4,10 @@
 #
 # Protocol on the channel (a stream socket, its descriptor number in sys.argv[1]):
 #   launcher -> server  b"R"   the interpreter is up and waiting
-#   server -> launcher  the program's arguments, NUL-separated, then end of file
+#   server -> launcher  the length of what follows (8 decimal digits), then the program's
+#                       arguments, NUL-separated
 #   launcher -> server  b"A"   the program was received; the channel is closed before it runs
-# End of file before any argument means the server went away: the jail ends quietly.
+# End of file before the whole message means the server went away: the jail ends quietly.
 #
 # Then the launcher makes the interpreter look as if it had been started with those arguments
 # (sys.argv, sys.orig_argv, sys.path[0], the __main__ namespace) and runs them the way CPython's
@@ -25,20 +26,21 @@ def _snekbox_pool_launch() -> None:
     compile("pass", "<string>", "exec", dont_inherit=True)
     try:
         os.write(channel, b"R")
-        chunks = []
-        while True:
+        message = b""
+        size = None
+        while size is None or len(message) < size:
             chunk = os.read(channel, 65536)
             if not chunk:
-                break
-            chunks.append(chunk)
-        if not chunks:
-            os._exit(0)
+                os._exit(0)
+            message += chunk
+            if size is None and len(message) >= 8:
+                size = 8 + int(message[:8])
         os.write(channel, b"A")
-    except OSError:
+    except (OSError, ValueError):
         os._exit(0)
     os.close(channel)
-    args = [os.fsdecode(arg) for arg in b"".join(chunks).split(b"\0")]
-    del chunks
+    args = [os.fsdecode(arg) for arg in message[8:].split(b"\0")]
+    del message, chunk, size
     del namespace["_snekbox_pool_launch"]
     namespace["__doc__"] = None
     sys.orig_argv = [sys.orig_argv[0], *args]

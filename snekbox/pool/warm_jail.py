@@ -133,8 +133,7 @@ class WarmJail:
         sent = time.monotonic()
         try:
             self.channel.settimeout(HAND_OVER_TIMEOUT)
-            self.channel.sendall(message)
-            self.channel.shutdown(socket.SHUT_WR)
+            self.channel.sendall(b"%08d" % len(message) + message)
         except OSError:
             return None
         return sent
