@@ -44,16 +44,25 @@ def _snekbox_pool_launch() -> None:
     del namespace["_snekbox_pool_launch"]
     namespace["__doc__"] = None
     sys.orig_argv = [sys.orig_argv[0], *args]
-    # CPython 3.13+ registers -c code with linecache under "<string>" (for its tracebacks), so
-    # that entry holds the launcher's source now: it becomes the program's, or goes with the
-    # module that only the launcher's own -c start imported.
+    # CPython 3.13+ registers -c code with linecache (for its tracebacks): in early 3.13
+    # releases as cache["<string>"], in later ones per code object in _interactive_cache.
+    # Those entries hold the launcher's source now: they go, the program's take their place
+    # for -c, and for the other forms so does the module, which only the launcher's own -c
+    # start imported.
     linecache = sys.modules.get("linecache")
     register = getattr(linecache, "_register_code", None)
+    per_code = getattr(linecache, "_interactive_cache", None)
+    if register is not None:
+        store = linecache.cache if per_code is None else per_code
+        for key in list(store):
+            if (key[0] if isinstance(key, tuple) else key) == "<string>":
+                del store[key]
+        if args[0] != "-c" and not linecache.cache and not per_code:
+            del sys.modules["linecache"]
+            register = None
     script = None
     if args[0] == "-c":
         sys.argv = ["-c", *args[2:]]
-        if register is not None:
-            register("<string>", args[1], "<string>")
     elif args[0] == "-m":
         sys.argv = ["-m", *args[2:]]
         sys.path[0] = os.getcwd()
@@ -65,9 +74,7 @@ def _snekbox_pool_launch() -> None:
         namespace["__cached__"] = None
         external = sys.modules["_frozen_importlib_external"]
         namespace["__loader__"] = external.SourceFileLoader("__main__", script)
-    if args[0] != "-c" and register is not None and list(linecache.cache) == ["<string>"]:
-        del sys.modules["linecache"]
-    del linecache, register
+    del linecache
     try:
         # Each branch runs the program from this very frame, so a traceback loses exactly one
         # frame (this one) to look as CPython's own would.
@@ -76,7 +83,13 @@ def _snekbox_pool_launch() -> None:
                 source = source_file.read()
             exec(compile(source, script, "exec", dont_inherit=True), namespace)  # noqa: S102
         elif args[0] == "-c":
-            exec(compile(args[1], "<string>", "exec", dont_inherit=True), namespace)  # noqa: S102
+            compiled = compile(args[1], "<string>", "exec", dont_inherit=True)
+            if register is not None:
+                try:
+                    register(compiled if per_code is not None else "<string>", args[1], "<string>")
+                except Exception:  # noqa: S110 (a newer linecache: tracebacks show no source)
+                    pass
+            exec(compiled, namespace)  # noqa: S102
         else:
             import runpy
 

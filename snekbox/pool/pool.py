@@ -341,8 +341,11 @@ class JailPool:
             log.exception("Could not start a waiting jail for %s.", executable)
             return None
         if not jail.wait_ready(READY_TIMEOUT):
-            log.warning("A waiting jail for %s did not come up; ending it.", executable)
+            logged = jail.log_so_far() or "nothing"
             jail.discard()
+            log.warning(
+                "A waiting jail for %s did not come up; NsJail logged: %s", executable, logged
+            )
             return None
         self._report("refill", executable)
         return jail

@@ -10,6 +10,7 @@ that is never used is `discard`-ed the same way.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import time
@@ -112,6 +113,17 @@ class WarmJail:
     def wait_ready(self, timeout: float) -> bool:
         """Wait until the interpreter is up and blocked on its channel."""
         return self._receive(READY, timeout)
+
+    def log_so_far(self) -> str:
+        """What NsJail has logged until now (why a jail did not come up), without blocking."""
+        chunks = []
+        os.set_blocking(self.sandbox.log_read, False)
+        try:
+            while chunk := os.read(self.sandbox.log_read, 65536):
+                chunks.append(chunk)
+        except BlockingIOError:
+            pass
+        return b"".join(chunks).decode("utf-8", "replace").strip()
 
     @property
     def age(self) -> float:

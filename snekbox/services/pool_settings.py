@@ -9,8 +9,11 @@ subtracts them, and an explicit slot count that leaves no room shrinks the pool 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
+from pathlib import Path
 
+from snekbox import layout
 from snekbox.jail_config import DEFAULT_EXECUTABLE_PATH
 from snekbox.pool import PoolSettings
 from snekbox.utils.env import positive_number
@@ -21,6 +24,7 @@ __all__ = [
     "POOL_IDLE_AGE_ENV",
     "POOL_SIZE_ENV",
     "WORKERS_ENV",
+    "default_names",
     "fit_pool",
     "pool_from_env",
     "server_processes",
@@ -35,10 +39,11 @@ WORKERS_ENV = "SNEKBOX_WORKERS"
 """Server processes that each keep a pool; config/gunicorn.conf.py sets it to its workers."""
 
 DEFAULT_POOL_SIZE = 2
-"""Waiting jails per process for the default interpreter: enough for a burst of two, few
-enough that their refill never competes with runs for a small machine's cores for long."""
+"""Waiting jails per process for each name of the default interpreter: enough for a burst of
+two, few enough that their refill never competes with runs for a small machine's cores for
+long."""
 DEFAULT_IDLE_AGE = 60.0
-DEFAULT_NAME = "default"
+DEFAULT_NAME = layout.DEFAULT_INTERPRETER
 _OFF = {"0", "off", "false", "no"}
 _ON = {"1", "on", "true", "yes"}
 
@@ -57,21 +62,35 @@ def _executable(name: str, interpreter_root: str) -> str:
     return f"{interpreter_root.rstrip('/')}/{name}/bin/python"
 
 
+def default_names(interpreter_root: str) -> list[str]:
+    """The names requests use for the default interpreter: ``default`` and its target.
+
+    Requests without ``executable_path`` run ``default``; the bot names the interpreter the
+    link points to by its own directory. A jail started under one name cannot serve the
+    other (``sys.executable`` differs), so both get jails.
+    """
+    link = Path(interpreter_root) / DEFAULT_NAME
+    target = Path(os.path.realpath(link))
+    if target.parent == Path(os.path.realpath(interpreter_root)) and target.name != DEFAULT_NAME:
+        return [DEFAULT_NAME, target.name]
+    return [DEFAULT_NAME]
+
+
 def _sizes(env: Mapping[str, str], interpreter_root: str) -> dict[str, int]:
-    """``SNEKBOX_POOL_SIZE``: ``N`` (the default interpreter) or ``name=N,name=N`` pairs."""
-    raw = env.get(POOL_SIZE_ENV, "").strip()
-    if not raw:
-        return {DEFAULT_EXECUTABLE_PATH: DEFAULT_POOL_SIZE}
+    """``SNEKBOX_POOL_SIZE``: ``N`` (both names of the default interpreter) or ``name=N`` pairs."""
+    raw = env.get(POOL_SIZE_ENV, "").strip() or str(DEFAULT_POOL_SIZE)
     pairs = [item.partition("=") for item in raw.split(",") if item.strip()]
     sizes: dict[str, int] = {}
     for name, equals, count in pairs:
-        name, count = (name.strip(), count.strip()) if equals else (DEFAULT_NAME, name.strip())
-        if not count.isdigit() or not name or "/" in name:
+        names = [name.strip()] if equals else default_names(interpreter_root)
+        count = count.strip() if equals else name.strip()
+        if not count.isdigit() or not all(names) or any("/" in name for name in names):
             raise ValueError(
                 f"{POOL_SIZE_ENV} must be a count or name=count pairs (e.g. default=2,3.12=1), "
                 f"not {raw!r}"
             )
-        sizes[_executable(name, interpreter_root)] = int(count)
+        for name in names:
+            sizes[_executable(name, interpreter_root)] = int(count)
     return {executable: size for executable, size in sizes.items() if size}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import textwrap
 import time
@@ -257,3 +258,61 @@ def test_a_traceback_shows_no_frame_of_the_launcher(engine: NsJail, pool: JailPo
     assert result.returncode == 1
     assert text.count('File "<string>"') == 2, text
     assert "_snekbox_pool_launch" not in text and "launcher" not in text
+
+
+PARITY_PROGRAMS = {
+    "traceback": (["-c", "def f():\n    1/0\nf()"], ()),
+    "syntax error": (["-c", "1 +"], ()),
+    "exit message": (["-c", "import sys; sys.exit('bye')"], ()),
+    "keyboard interrupt": (["-c", "raise KeyboardInterrupt"], ()),
+    "atexit and threads": (
+        [
+            "-c",
+            "import atexit, threading, time\natexit.register(print, 'atexit')\n"
+            "threading.Thread(target=lambda: (time.sleep(0.2), print('thread'))).start()\n"
+            "print('main')",
+        ],
+        (),
+    ),
+    "input at eof": (["-c", "input()"], ()),
+    "script traceback": (["main.py"], (FileAttachment("main.py", b"def g():\n    1/0\ng()\n"),)),
+    "missing module": (["-m", "no_such_module"], ()),
+    "timeit": (
+        ["-m", "timeit", "-n", "1", "-r", "1", "-s", "import math\nx = 2", "math.sqrt(x)"],
+        (),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def every_interpreter_pool(engine: NsJail, interpreters: list[str]) -> Iterator[JailPool]:
+    """One waiting jail per provisioned interpreter."""
+    started = engine.start_pool(PoolSettings(dict.fromkeys(interpreters, 1), idle_age=600))
+    yield started
+    started.close()
+    engine.pool = None
+
+
+@pytest.fixture(scope="module")
+def interpreters() -> list[str]:
+    from tests.support.engine import provisioned_interpreters
+
+    return provisioned_interpreters()
+
+
+@pytest.mark.parametrize("program", PARITY_PROGRAMS, ids=list(PARITY_PROGRAMS))
+def test_a_pooled_run_answers_as_a_cold_one_on_every_interpreter(
+    engine: NsJail, every_interpreter_pool: JailPool, interpreters: list[str], program: str
+) -> None:
+    py_args, files = PARITY_PROGRAMS[program]
+    cold_engine = NsJail()
+    for executable in interpreters:
+        assert every_interpreter_pool.wait_full(POOL_READY_TIMEOUT, executable)
+        pooled = engine.python3(py_args, files=files, executable_path=executable)
+        cold = cold_engine.python3(py_args, files=files, executable_path=executable)
+        timing = re.compile(r"[\d.]+ (n|u|m)?sec per loop")
+        assert (timing.sub("T", pooled.stdout), pooled.returncode) == (
+            timing.sub("T", cold.stdout),
+            cold.returncode,
+        ), executable
+        assert "--pass_fd" in pooled.args and "--pass_fd" not in cold.args

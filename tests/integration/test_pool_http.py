@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from snekbox.layout import INTERPRETER_ROOT
+from snekbox.services.pool_settings import DEFAULT_POOL_SIZE, default_names
 from tests.support.gunicorn import free_port, spawn_gunicorn, stop
 from tests.support.private_host import PrivateHost, private_host, wait_for
 from tests.support.server import Server, metric_values, running_server
@@ -20,7 +22,8 @@ from tests.support.server import Server, metric_values, running_server
 pytestmark = pytest.mark.integration
 
 WORKERS = 2
-POOL_SIZE = 2  # the default, per worker
+# The default: two per worker for each name of the default interpreter ("default" and 3.13).
+JAILS_PER_WORKER = DEFAULT_POOL_SIZE * len(default_names(INTERPRETER_ROOT))
 FILL_DEADLINE = 30.0
 HEALTH_CACHE_SECONDS = 5
 
@@ -56,7 +59,7 @@ def waiting(server: Server) -> float:
 
 def wait_until_full(server: Server) -> None:
     """Wait until both workers keep all their jails ready."""
-    full = wait_for(lambda: waiting(server) == WORKERS * POOL_SIZE, FILL_DEADLINE, 0.1)
+    full = wait_for(lambda: waiting(server) == WORKERS * JAILS_PER_WORKER, FILL_DEADLINE, 0.1)
     assert full is not None, f"pool events: {pool_events(server)}"
 
 
@@ -66,8 +69,8 @@ def test_each_worker_keeps_its_jails_waiting_and_metrics_say_so(
     wait_until_full(pooled)
     events = pool_events(pooled)
     assert set(events) == {"hit", "miss", "refill", "retire"}
-    assert events["refill"] >= WORKERS * POOL_SIZE
-    assert len(host.waiting_jails().nsjail_pids) == WORKERS * POOL_SIZE
+    assert events["refill"] >= WORKERS * JAILS_PER_WORKER
+    assert len(host.waiting_jails().nsjail_pids) == WORKERS * JAILS_PER_WORKER
     assert host.leftovers() == {}, "waiting jails are not leftovers"
 
 
@@ -131,7 +134,7 @@ def test_a_graceful_stop_ends_every_waiting_jail(tmp_path: Path) -> None:
         with running_server(tmp_path / "server.log", app=own.app, **own.env) as server:
             wait_until_full(server)
             held = own.waiting_jails()
-            assert len(held.nsjail_pids) == WORKERS * POOL_SIZE
+            assert len(held.nsjail_pids) == WORKERS * JAILS_PER_WORKER
         gone = wait_for(lambda: not (own.mounts() or own.run_cgroups() or own.nsjail_pids()), 10)
         assert gone is not None, (own.mounts(), own.run_cgroups(), own.nsjail_pids(), held)
 

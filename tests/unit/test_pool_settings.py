@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from snekbox.jail_config import DEFAULT_EXECUTABLE_PATH
@@ -13,9 +15,21 @@ MiB = 1024**2
 ROOT = "/snekbin/python"
 
 
-def test_by_default_two_jails_wait_for_the_default_interpreter() -> None:
-    pool = pool_from_env({}, ROOT, 30)
-    assert pool == PoolSettings({DEFAULT_EXECUTABLE_PATH: 2}, 60.0, 30)
+def test_by_default_two_jails_wait_for_each_name_of_the_default_interpreter(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "3.13").mkdir()
+    (tmp_path / "default").symlink_to("3.13")
+    pool = pool_from_env({}, str(tmp_path), 30)
+    versioned = f"{tmp_path}/3.13/bin/python"
+    assert pool == PoolSettings({DEFAULT_EXECUTABLE_PATH: 2, versioned: 2}, 60.0, 30)
+    assert pool_from_env({"SNEKBOX_POOL_SIZE": "1"}, str(tmp_path), 30) == PoolSettings(
+        {DEFAULT_EXECUTABLE_PATH: 1, versioned: 1}, 60.0, 30
+    )
+
+
+def test_without_a_default_link_only_the_default_name_gets_jails(tmp_path: Path) -> None:
+    assert pool_from_env({}, str(tmp_path), 30) == PoolSettings({DEFAULT_EXECUTABLE_PATH: 2})
 
 
 @pytest.mark.parametrize("value", ["off", "0", "false", "No"])
@@ -33,6 +47,7 @@ def test_sizes_per_interpreter_name_the_executable_a_request_names() -> None:
 
 def test_a_size_of_zero_is_no_pool() -> None:
     assert pool_from_env({"SNEKBOX_POOL_SIZE": "0"}, ROOT, 30) is None
+    assert pool_from_env({"SNEKBOX_POOL_SIZE": "default=0"}, ROOT, 30) is None
 
 
 @pytest.mark.parametrize(
