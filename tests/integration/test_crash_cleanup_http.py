@@ -26,6 +26,7 @@ from tests.support.private_host import (
     children,
     is_alive,
     parent_pid,
+    pids_in,
     private_host,
     wait_for,
 )
@@ -126,12 +127,7 @@ def holdings(host: PrivateHost, owners: set[str]) -> dict[str, set[Any]]:
     }
     marks = [f"{host.memfs_root}/{owner}/".encode() for owner in owners]
     nsjails = {pid for pid in host.nsjail_pids() if any(m in cmdline(pid) for m in marks)}
-    jailed = {
-        int(pid)
-        for run in cgroups
-        for procs in run.rglob("cgroup.procs")
-        for pid in (procs.read_text().split() if procs.exists() else ())
-    }
+    jailed = {pid for run in cgroups for pid in pids_in(run)}
     return {"mounts": mounts, "cgroups": cgroups, "processes": nsjails | jailed}
 
 

@@ -39,11 +39,15 @@ class WaitingJails:
     nsjail_pids: set[int]
 
 
-def _read_words(path: Path) -> list[str]:
-    try:
-        return path.read_text().split()
-    except OSError:
-        return []
+def pids_in(cgroup: Path) -> set[int]:
+    """The processes in a cgroup tree that may be going away while it is read."""
+    pids: set[int] = set()
+    for directory, _, _ in os.walk(cgroup):  # os.walk skips what vanishes under it
+        try:
+            pids.update(int(pid) for pid in Path(directory, "cgroup.procs").read_text().split())
+        except OSError:
+            continue
+    return pids
 
 
 @dataclass
@@ -87,14 +91,7 @@ class PrivateHost:
 
     def jail_pids(self) -> set[int]:
         """Every process in this host's run cgroups (the jails), nested ones included."""
-        pids: set[int] = set()
-        for run in self.run_cgroups():
-            for procs in run.rglob("cgroup.procs"):
-                try:
-                    pids.update(int(pid) for pid in procs.read_text().split())
-                except OSError:
-                    continue
-        return pids
+        return {pid for run in self.run_cgroups() for pid in pids_in(run)}
 
     def nsjail_pids(self) -> set[int]:
         """NsJail processes whose run binds a home from this host's memfs root."""
@@ -134,12 +131,7 @@ class PrivateHost:
         """Mounts, run cgroups and sandbox processes here, apart from waiting jails'."""
         held = self.waiting_jails()
         runs = [run for run in self.run_cgroups() if run.name not in held.cgroup_names]
-        jailed = {
-            int(pid)
-            for run in runs
-            for procs in run.rglob("cgroup.procs")
-            for pid in _read_words(procs)
-        }
+        jailed = {pid for run in runs for pid in pids_in(run)}
         found: dict[str, object] = {
             "mounts": [m for m in self.mounts() if m not in held.mounts],
             "cgroups": runs,
