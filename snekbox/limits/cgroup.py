@@ -275,8 +275,12 @@ def owner_run_cgroups(parents: set[Path], owner: str) -> list[Path]:
 
 
 def _tree(cgroup: Path) -> list[Path]:
-    """``cgroup`` and every cgroup below it, deepest first."""
-    found = [path.parent for path in cgroup.rglob("cgroup.procs")]
+    """``cgroup`` and every cgroup below it, deepest first.
+
+    NsJail may remove its own cgroup below a run's while this walks, so what vanishes is
+    skipped (``os.walk`` ignores directories it can no longer list) rather than raised.
+    """
+    found = [Path(directory) for directory, _, files in os.walk(cgroup) if "cgroup.procs" in files]
     return sorted(found, key=lambda p: len(p.parts), reverse=True)
 
 
