@@ -26,6 +26,7 @@ __all__ = (
     "CappedText",
     "JailOutcome",
     "await_jail",
+    "read_available",
     "run_jail",
     "spawn_jail",
     "stop_jail",
@@ -205,7 +206,7 @@ def _read_until_eof(
                 stop_program()
             if watchdog is not None and now >= watchdog:
                 process.kill()
-                _drain(log_read, log_chunks)
+                log_chunks.append(read_available(log_read))
                 return _Read(kept.text(), truncated, True, b"".join(log_chunks), True)
             wake = watchdog if timed_out else deadline
             timeout = None if wake is None else max(0.0, wake - now)
@@ -220,7 +221,7 @@ def _read_until_eof(
                         text = decoder.decode(data)
                     except UnicodeDecodeError as e:
                         process.terminate()
-                        _drain(log_read, log_chunks)
+                        log_chunks.append(read_available(log_read))
                         raise EvalError(INVALID_OUTPUT) from e
                     if kept.add(text):
                         log.info("Output exceeded %d characters; stopping the run.", max_output)
@@ -255,14 +256,16 @@ class CappedText:
         return text[: self.limit] if self.length > self.limit else text
 
 
-def _drain(fd: int, chunks: list[bytes]) -> None:
-    """Read what is already in a pipe without blocking (best effort, for the log)."""
+def read_available(fd: int) -> bytes:
+    """What is already in a pipe, read without blocking (best effort, for NsJail's log)."""
+    chunks = []
     os.set_blocking(fd, False)
     try:
         while data := os.read(fd, 65536):
             chunks.append(data)
     except BlockingIOError:
         pass
+    return b"".join(chunks)
 
 
 def _reap(process: subprocess.Popen[bytes]) -> float | None:

@@ -12,6 +12,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 from snekbox import leftovers
@@ -284,11 +285,11 @@ class NsJail:
         """
         files = list(files)
         pool = self.pool
-        if pool is None:
-            return self._run_cold(args, files, run_limits, time_limit, max_output, nsjail_args)
-        with pool.running():
-            if use_pool and pool.can_serve(
-                args[0], args[1:], files, run_limits, time_limit, nsjail_args
+        with pool.running() if pool is not None else nullcontext():
+            if (
+                pool is not None
+                and use_pool
+                and pool.can_serve(args[0], args[1:], files, run_limits, time_limit, nsjail_args)
             ):
                 served = pool.run(args, files, run_limits, time_limit, max_output)
                 if served is not None:

@@ -96,7 +96,6 @@ class JailPool:
         """When the last run's answer has had `REFILL_DELAY` to leave (monotonic)."""
         self._lock = threading.Condition()
         self._closed = False
-        self._pid = os.getpid()
         self._thread = threading.Thread(target=self._refill, name="snekbox-pool", daemon=True)
         _live_pools.add(self)
 
@@ -236,7 +235,7 @@ class JailPool:
             ready = self._ready.get(executable)
             while ready and ready.jails:
                 jail = ready.jails.popleft()
-                if jail.alive() and jail.age < self.settings.idle_age:
+                if jail.usable(self.settings.idle_age):
                     self._lock.notify_all()
                     return jail
                 self._retired.append(jail)
@@ -374,9 +373,7 @@ class JailPool:
         for ready in self._ready.values():
             keep = deque()
             for jail in ready.jails:
-                (keep if jail.alive() and jail.age < self.settings.idle_age else expired).append(
-                    jail
-                )
+                (keep if jail.usable(self.settings.idle_age) else expired).append(jail)
             ready.jails = keep
         return expired
 
@@ -411,12 +408,11 @@ class JailPool:
             for ready in self._ready.values():
                 ready.jails.clear()
             self._retired = []
-            releasing = list(self._releasing)
             self._lock.notify_all()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(CLOSE_TIMEOUT)
-        with self._lock:
-            releasing = [*releasing, *(s for s in self._releasing if s not in releasing)]
+        with self._lock:  # what the thread had not released yet
+            releasing = list(self._releasing)
         self._release(releasing)
         for jail in jails:
             self._end(jail)
@@ -430,6 +426,7 @@ class JailPool:
                 jail.channel.close()
             ready.jails.clear()
         self._retired = []
+        self._releasing = []
 
 
 _live_pools: weakref.WeakSet[JailPool] = weakref.WeakSet()

@@ -10,7 +10,6 @@ that is never used is `discard`-ed the same way.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import time
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from snekbox.jail_process import spawn_jail, stop_jail
+from snekbox.jail_process import read_available, spawn_jail, stop_jail
 from snekbox.limits.cgroup import CgroupSetup
 from snekbox.limits.run_cgroup import RunLimits
 from snekbox.pool.forms import encode_arguments
@@ -116,14 +115,7 @@ class WarmJail:
 
     def log_so_far(self) -> str:
         """What NsJail has logged until now (why a jail did not come up), without blocking."""
-        chunks = []
-        os.set_blocking(self.sandbox.log_read, False)
-        try:
-            while chunk := os.read(self.sandbox.log_read, 65536):
-                chunks.append(chunk)
-        except BlockingIOError:
-            pass
-        return b"".join(chunks).decode("utf-8", "replace").strip()
+        return read_available(self.sandbox.log_read).decode("utf-8", "replace").strip()
 
     @property
     def age(self) -> float:
@@ -133,6 +125,10 @@ class WarmJail:
     def alive(self) -> bool:
         """Whether NsJail (and so the waiting interpreter) is still there."""
         return self.process.poll() is None
+
+    def usable(self, idle_age: float) -> bool:
+        """Whether a run may still take it: alive, and younger than ``idle_age`` seconds."""
+        return self.alive() and self.age < idle_age
 
     def hand_over(self, py_args: list[str]) -> float | None:
         """Send the program; the monotonic time it was sent, or None if the jail is gone.

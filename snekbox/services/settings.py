@@ -14,7 +14,12 @@ from dataclasses import dataclass, fields
 from snekbox.layout import INTERPRETER_ROOT as DEFAULT_INTERPRETER_ROOT
 from snekbox.limits.table import LIMITS
 from snekbox.pool import PoolSettings
-from snekbox.services.footprint import RunFootprint, default_max_concurrent_runs, runs_that_fit
+from snekbox.services.footprint import (
+    RunFootprint,
+    default_max_concurrent_runs,
+    host_memory,
+    runs_that_fit,
+)
 from snekbox.services.pool_settings import fit_pool, pool_from_env, server_processes
 from snekbox.utils.env import positive_number
 
@@ -140,12 +145,13 @@ class ApiSettings:
         max_limits = LimitMaxima.from_env(env)
         pool = pool_from_env(env, interpreter_root, max_limits.time)
         processes = server_processes(env)
+        memory = host_memory()  # read once: both the slot count and the pool's room use it
         runs = positive_number(env, MAX_CONCURRENT_RUNS_ENV, int)
         if not runs:
             reserved = pool.total * processes if pool else 0
-            runs = default_max_concurrent_runs(footprint, reserved=reserved)
+            runs = default_max_concurrent_runs(footprint, memory, reserved)
         if pool is not None:
-            pool = fit_pool(pool, runs_that_fit(footprint) - int(runs), processes)
+            pool = fit_pool(pool, runs_that_fit(footprint, memory) - int(runs), processes)
         timeout = positive_number(env, BODY_TIMEOUT_ENV, float)
         queue_timeout = positive_number(env, QUEUE_TIMEOUT_ENV, float)
         return cls(

@@ -22,7 +22,12 @@ from snekbox.limits.table import EvalLimits
 from snekbox.nsjail import NsJail
 from snekbox.pool import JailPool, PoolSettings
 from snekbox.snekio import FileAttachment
-from tests.support.engine import POOL_READY_TIMEOUT, leftovers, plain
+from tests.support.engine import (
+    POOL_READY_TIMEOUT,
+    leftovers,
+    plain,
+    provisioned_interpreters,
+)
 
 DEFAULT = DEFAULT_EXECUTABLE_PATH
 
@@ -295,8 +300,6 @@ def every_interpreter_pool(engine: NsJail, interpreters: list[str]) -> Iterator[
 
 @pytest.fixture(scope="module")
 def interpreters() -> list[str]:
-    from tests.support.engine import provisioned_interpreters
-
     return provisioned_interpreters()
 
 
